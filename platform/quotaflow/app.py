@@ -1,0 +1,50 @@
+"""The Flask app factory: it only wires settings, database, plugins and blueprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from quotaflow import db
+from quotaflow.config import Settings, secret_key, settings_from_env
+from quotaflow.logging_setup import configure_logging
+from quotaflow.resources import static_dir, templates_dir
+
+
+def create_app(test_config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+    """Build an app: defaults → environment/instance → `test_config` overrides."""
+    settings = settings or settings_from_env()
+    app = Flask(
+        "quotaflow",
+        instance_path=str(settings.instance_path),
+        template_folder=str(templates_dir()),
+        static_folder=str(static_dir()),
+    )
+    configure_logging(settings.log_format)
+    app.config.from_mapping(
+        SECRET_KEY=None,
+        DATABASE_URL=settings.database_url,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        QUOTAFLOW_CHECK_MIGRATIONS=True,
+    )
+    app.config.update(settings.extra)
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = secret_key(settings.instance_path)
+
+    from quotaflow.web import init_app as init_web
+
+    _init_db(app)
+    init_web(app)
+    return app
+
+
+def _init_db(app: Flask) -> None:
+    engine = db.make_engine(app.config["DATABASE_URL"])
+    if app.config["QUOTAFLOW_CHECK_MIGRATIONS"]:
+        db.ensure_migrated(engine)
+    app.extensions["quotaflow.engine"] = engine
+    app.extensions["quotaflow.sessions"] = db.make_sessionmaker(engine)

@@ -1,0 +1,23 @@
+"""Top-level pages: home and health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+from sqlalchemy import text
+
+from quotaflow.web import request_session
+
+bp = Blueprint("core", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    """Liveness and database reachability, for load balancers."""
+    request_session().execute(text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+@bp.get("/")
+def home():  # type: ignore[no-untyped-def]
+    """Home page."""
+    return render_template("home.html")
