@@ -12,7 +12,9 @@ from quotaflow.logging_setup import configure_logging
 from quotaflow.resources import static_dir, templates_dir
 
 
-def create_app(test_config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, settings: Settings | None = None
+) -> Flask:
     """Build an app: defaults → environment/instance → `test_config` overrides."""
     settings = settings or settings_from_env()
     app = Flask(

@@ -15,6 +15,8 @@ from sqlalchemy import JSON, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from quotaflow.errors import QuotaflowError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -36,7 +38,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class DatabaseNotMigrated(RuntimeError):
+class DatabaseNotMigrated(QuotaflowError):
     """The database schema is behind the code; the message says which command fixes it."""
 
 

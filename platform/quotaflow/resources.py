@@ -1,4 +1,4 @@
-"""Where the non-Python files live: beside the package in a wheel, at the repo root in a checkout."""
+"""Where non-Python files live: beside the package in a wheel, at the repo root in a checkout."""
 
 from __future__ import annotations
 

@@ -1,0 +1,19 @@
+"""Every table, imported in one place so Alembic and tests see the whole schema."""
+
+from quotaflow.audit.models import AuditEvent
+from quotaflow.db import Base
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.packs.models import Pack, PackVersion
+from quotaflow.records.models import Record, RecordHistory
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Membership",
+    "Pack",
+    "PackVersion",
+    "Record",
+    "RecordHistory",
+    "Team",
+    "User",
+]

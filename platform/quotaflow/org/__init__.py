@@ -1,0 +1,1 @@
+"""Org: users, teams in a hierarchy, dated memberships, roles."""

@@ -1,0 +1,1 @@
+"""Records: what reps fill in (deals, visits...), with history and soft delete."""

@@ -1,0 +1,143 @@
+"""Storage: migrations on both backends, the migration gate, immutable versions, exact money."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from quotaflow import db
+from quotaflow.app import create_app
+from quotaflow.cli import main
+from quotaflow.config import settings_from_env
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.packs.models import Pack, PackVersion, PublishedVersionImmutable
+from quotaflow.records.models import Record
+
+TABLES = {
+    "packs",
+    "pack_versions",
+    "users",
+    "teams",
+    "memberships",
+    "records",
+    "record_history",
+    "audit_log",
+}
+
+
+def test_migrations_run_from_empty_down_and_up_again(empty_db_url: str) -> None:
+    db.upgrade(empty_db_url)
+    engine = db.make_engine(empty_db_url)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    assert db.current_revision(engine) == db.head_revision()
+    from alembic import command
+
+    cfg = db.alembic_config(empty_db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert not TABLES & set(inspect(engine).get_table_names())
+    engine.dispose()
+    db.upgrade(empty_db_url)
+    engine = db.make_engine(empty_db_url)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_app_refuses_an_unmigrated_database_and_names_the_command(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    monkeypatch.setenv("QUOTAFLOW_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(db.DatabaseNotMigrated, match="Run: quotaflow db upgrade"):
+        create_app(settings=settings_from_env())
+
+
+def test_serve_on_an_unmigrated_database_prints_the_fix_without_traceback(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": empty_db_url, "QUOTAFLOW_INSTANCE_PATH": str(tmp_path)}
+    result = CliRunner(env=env).invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "quotaflow db upgrade" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_healthz_reports_ok(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_secret_key_is_generated_once_into_the_instance_folder(app, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    key_file = tmp_path / "instance" / "secret_key"
+    assert key_file.read_text() == app.config["SECRET_KEY"]
+    assert len(app.config["SECRET_KEY"]) >= 64
+    again = create_app(settings=settings_from_env())
+    assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"]
+
+
+def test_postgres_urls_get_the_psycopg_driver() -> None:
+    settings = settings_from_env({"DATABASE_URL": "postgres://u:p@h/d"})
+    assert settings.database_url == "postgresql+psycopg://u:p@h/d"
+    assert settings_from_env({"QUOTAFLOW_INSTANCE_PATH": "/x"}).database_url == (
+        "sqlite:////x/quotaflow.db"
+    )
+
+
+def _publish(session: Session) -> PackVersion:
+    pack = Pack(id="acme")
+    version = PackVersion(
+        pack_id="acme", version="1.0.0", content={"a": 1}, content_hash="h", published_by="test"
+    )
+    session.add_all([pack, version])
+    session.flush()
+    pack.active_version_id = version.id
+    session.commit()
+    return version
+
+
+def test_a_published_pack_version_cannot_be_changed_or_deleted(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        version = _publish(session)
+        version.content = {"a": 2}
+        with pytest.raises(PublishedVersionImmutable, match="install a new version"):
+            session.flush()
+        session.rollback()
+        session.delete(session.get(PackVersion, version.id))
+        with pytest.raises(PublishedVersionImmutable):
+            session.flush()
+
+
+def test_amounts_are_exact_to_the_cent_when_summed(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        version = _publish(session)
+        team = Team(key="t", name="T")
+        user = User(username="rep", display_name="Rep")
+        session.add_all([team, user])
+        session.flush()
+        session.add(
+            Membership(user_id=user.id, team_id=team.id, role="rep", valid_from=date(2025, 1, 1))
+        )
+        for _ in range(1000):
+            record = Record(
+                pack_id="acme",
+                pack_version_id=version.id,
+                form_id="deal",
+                owner_id=user.id,
+                team_id=team.id,
+            )
+            record.amount = Decimal("0.10")
+            session.add(record)
+        session.commit()
+        total = session.scalar(select(func.sum(Record.amount_cents)))
+        assert Decimal(total) / 100 == Decimal("100.00")
+        assert session.scalars(select(Record)).first().amount == Decimal("0.10")
