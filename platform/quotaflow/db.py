@@ -124,3 +124,10 @@ def ensure_migrated(engine: Engine) -> None:
         f"The database at {where} is at migration {current}, the code needs {head}. "
         "Run: quotaflow db upgrade"
     )
+
+
+def open_sessions(url: str) -> sessionmaker[Session]:
+    """Sessions on a migrated database (for the CLI); refuses an un-migrated one."""
+    engine = make_engine(url)
+    ensure_migrated(engine)
+    return make_sessionmaker(engine)

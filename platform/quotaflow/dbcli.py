@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
+from sqlalchemy import select
 
 from quotaflow import db
 from quotaflow.config import settings_from_env
+from quotaflow.errors import QuotaflowError
+from quotaflow.resources import stock_pack_dir
 
 
 @click.group("db")
@@ -36,6 +41,48 @@ def serve_command(host: str, port: int) -> None:
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when a pack is already installed.")
 @click.option("--seed", default=2027, show_default=True, type=int)
-def demo_command(if_empty: bool, seed: int) -> None:
-    """Install the stock pack and reproducible demo data."""
-    raise click.ClickException("demo data is not built yet")
+@click.option(
+    "--today",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Pretend today is this date (default: today).",
+)
+def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
+    """Install the stock pack and reproducible demo data: org, logins, 12 months of activity."""
+    from quotaflow.demo import DEMO_PASSWORD, load_demo_data, rep_count
+    from quotaflow.org.models import User
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.services import active_version, installed_packs
+    from quotaflow.packs.validate import load_pack
+
+    sessions = db.open_sessions(settings_from_env().database_url)
+    with db.transaction(sessions) as session:
+        has_users = session.scalar(select(User.id).limit(1)) is not None
+        if if_empty and (installed_packs(session) or has_users):
+            click.echo("The database already has data; demo not loaded again.")
+            return
+        if has_users:
+            raise QuotaflowError(
+                "The database already has users; demo data goes into an empty database "
+                "(point DATABASE_URL at a new one)."
+            )
+        pack = load_pack(stock_pack_dir())
+        install_pack(session, pack, actor="demo")
+        version = active_version(session, pack.id)
+        with click.progressbar(length=rep_count(), label="Demo reps") as bar:
+            result = load_demo_data(
+                session,
+                pack_id=pack.id,
+                pack_version_id=version.id,
+                seed=seed,
+                today=(today or datetime.now()).date(),
+                progress=bar.update,
+            )
+    click.echo(f"Installed {pack.summary()}")
+    click.echo(
+        f"Demo data: {result.deals} deals, {result.visits} visits, {result.payments} payments."
+    )
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for login in result.logins[:6]:
+        click.echo(f"  {login.username:<16} {login.role:<16} {login.team}")
+    click.echo(f"  ... and {len(result.logins) - 6} more (managers and reps)")

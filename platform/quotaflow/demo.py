@@ -20,7 +20,10 @@ DEMO_PASSWORD = "quotaflow-demo"
 # region -> teams -> (manager, reps); names as a Chinese manufacturer's sales org would have them
 ORG: dict[str, dict[str, tuple[str, list[str]]]] = {
     "east": {
-        "east_key_accounts": ("Wang Fang", ["Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei"]),
+        "east_key_accounts": (
+            "Wang Fang",
+            ["Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei"],
+        ),
         "east_industrial": ("Zhao Qiang", ["Huang Li", "Zhou Tao", "Wu Xia", "Xu Gang"]),
     },
     "south": {
@@ -31,10 +34,26 @@ ORG: dict[str, dict[str, tuple[str, list[str]]]] = {
     },
 }
 CUSTOMERS = [
-    "Haier Smart Home", "Sany Heavy", "BYD Auto Parts", "Midea HVAC", "Gree Electric",
-    "Weichai Power", "XCMG Machinery", "Zoomlion", "CRRC Qingdao", "Foxconn Precision",
-    "Luxshare", "CATL Ningde", "Hikvision", "Inovance", "Sungrow Power", "Jiangling Motors",
-    "Yutong Bus", "Shangfeng Pumps", "Delixi Electric", "Chint Electric",
+    "Haier Smart Home",
+    "Sany Heavy",
+    "BYD Auto Parts",
+    "Midea HVAC",
+    "Gree Electric",
+    "Weichai Power",
+    "XCMG Machinery",
+    "Zoomlion",
+    "CRRC Qingdao",
+    "Foxconn Precision",
+    "Luxshare",
+    "CATL Ningde",
+    "Hikvision",
+    "Inovance",
+    "Sungrow Power",
+    "Jiangling Motors",
+    "Yutong Bus",
+    "Shangfeng Pumps",
+    "Delixi Electric",
+    "Chint Electric",
 ]
 
 
@@ -52,6 +71,7 @@ class DemoResult:
     logins: list[DemoLogin]
     deals: int
     visits: int
+    payments: int
 
 
 def username_of(name: str) -> str:
@@ -59,34 +79,54 @@ def username_of(name: str) -> str:
     return name.lower().replace(" ", ".")
 
 
-def build_demo_org(session: Session, start: date) -> tuple[list[DemoLogin], list[tuple[User, Team]]]:
+def build_demo_org(
+    session: Session, start: date
+) -> tuple[list[DemoLogin], list[tuple[User, Team]]]:
     """Company → regions → teams, managers, reps, an admin; returns logins and (rep, team)."""
     company = ensure_team(session, key="company", name="ACME Industrial (demo)")
-    admin = add_user(session, username="admin", display_name="Admin", password=DEMO_PASSWORD,
-                     is_admin=True)
-    head = add_user(session, username="head.of.sales", display_name="Qian Hong",
-                    password=DEMO_PASSWORD, locale="zh")
+    admin = add_user(
+        session, username="admin", display_name="Admin", password=DEMO_PASSWORD, is_admin=True
+    )
+    head = add_user(
+        session,
+        username="head.of.sales",
+        display_name="Qian Hong",
+        password=DEMO_PASSWORD,
+        locale="zh",
+    )
     add_membership(session, user=admin, team=company, role="sales_admin", valid_from=start)
     add_membership(session, user=head, team=company, role="sales_manager", valid_from=start)
-    logins = [DemoLogin("admin", "admin", company.name),
-              DemoLogin("head.of.sales", "sales_manager", company.name)]
+    logins = [
+        DemoLogin("admin", "admin", company.name),
+        DemoLogin("head.of.sales", "sales_manager", company.name),
+    ]
     reps: list[tuple[User, Team]] = []
     for region_key, teams in ORG.items():
-        region = ensure_team(session, key=region_key, name=f"{region_key.title()} region",
-                             parent=company)
+        region = ensure_team(
+            session, key=region_key, name=f"{region_key.title()} region", parent=company
+        )
         for team_key, (manager_name, rep_names) in teams.items():
-            team = ensure_team(session, key=team_key,
-                               name=team_key.replace("_", " ").title(), parent=region)
-            manager = add_user(session, username=username_of(manager_name),
-                               display_name=manager_name, password=DEMO_PASSWORD)
-            add_membership(session, user=manager, team=team, role="sales_manager",
-                           valid_from=start)
+            team = ensure_team(
+                session, key=team_key, name=team_key.replace("_", " ").title(), parent=region
+            )
+            manager = add_user(
+                session,
+                username=username_of(manager_name),
+                display_name=manager_name,
+                password=DEMO_PASSWORD,
+            )
+            add_membership(session, user=manager, team=team, role="sales_manager", valid_from=start)
             logins.append(DemoLogin(manager.username, "sales_manager", team.name))
             for rep_name in rep_names:
-                rep = add_user(session, username=username_of(rep_name), display_name=rep_name,
-                               password=DEMO_PASSWORD)
-                add_membership(session, user=rep, team=team, role="account_manager",
-                               valid_from=start)
+                rep = add_user(
+                    session,
+                    username=username_of(rep_name),
+                    display_name=rep_name,
+                    password=DEMO_PASSWORD,
+                )
+                add_membership(
+                    session, user=rep, team=team, role="account_manager", valid_from=start
+                )
                 reps.append((rep, team))
                 logins.append(DemoLogin(rep.username, "account_manager", team.name))
     return logins, reps
@@ -173,44 +213,118 @@ def demo_visit(rng: random.Random, month: date, today: date) -> dict[str, Any]:
         "visit_date": random_day(rng, month, today).isoformat(),
         "visit_type": rng.choices(VISIT_TYPES, [50, 30, 15, 5])[0],
         "outcome": rng.choices(VISIT_OUTCOMES, [45, 40, 15])[0],
-        "notes": rng.choice(["Discussed Q3 volumes", "Technical clarification on specs",
-                             "Met procurement", "Plant tour", "Followed up on quotation"]),
+        "notes": rng.choice(
+            [
+                "Discussed Q3 volumes",
+                "Technical clarification on specs",
+                "Met procurement",
+                "Plant tour",
+                "Followed up on quotation",
+            ]
+        ),
     }
 
 
 def load_demo_data(
-    session: Session, *, pack_id: str, pack_version_id: int, seed: int, today: date,
+    session: Session,
+    *,
+    pack_id: str,
+    pack_version_id: int,
+    seed: int,
+    today: date,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> DemoResult:
-    """Org, logins, deals and visits for 12 months up to `today`; the same seed gives the same data."""
+    """Org, logins, deals, visits, payments for 12 months to `today`; same seed, same data."""
     rng = random.Random(seed)
     months = month_starts(today)
     logins, reps = build_demo_org(session, months[0])
-    deals = visits = 0
+    deals = visits = payments = 0
     for rep, team in reps:
         skill = rng.uniform(0.7, 1.3)  # some reps sell more than others
         for month in months:
             for _ in range(round(rng.randint(5, 9) * skill)):
                 deal = demo_deal(rng, month, today)
                 create_record(
-                    session, pack_id=pack_id, pack_version_id=pack_version_id, form_id="deal",
-                    owner_id=rep.id, team_id=team.id, values=deal.values, actor_id=rep.id,
-                    stage=deal.stage, amount=deal.amount, record_date=deal.created,
+                    session,
+                    pack_id=pack_id,
+                    pack_version_id=pack_version_id,
+                    form_id="deal",
+                    owner_id=rep.id,
+                    team_id=team.id,
+                    values=deal.values,
+                    actor_id=rep.id,
+                    stage=deal.stage,
+                    amount=deal.amount,
+                    record_date=deal.created,
                     created_at=at_noon(deal.created),
                     closed_at=at_noon(deal.closed) if deal.closed else None,
                 )
                 deals += 1
+                payments += _demo_payment(
+                    session,
+                    rng,
+                    deal,
+                    today,
+                    pack_id=pack_id,
+                    pack_version_id=pack_version_id,
+                    rep=rep,
+                    team=team,
+                )
             for _ in range(round(rng.randint(12, 22) * skill)):
                 visit = demo_visit(rng, month, today)
                 create_record(
-                    session, pack_id=pack_id, pack_version_id=pack_version_id, form_id="visit",
-                    owner_id=rep.id, team_id=team.id, values=visit, actor_id=rep.id,
+                    session,
+                    pack_id=pack_id,
+                    pack_version_id=pack_version_id,
+                    form_id="visit",
+                    owner_id=rep.id,
+                    team_id=team.id,
+                    values=visit,
+                    actor_id=rep.id,
                     record_date=date.fromisoformat(visit["visit_date"]),
                     created_at=at_noon(date.fromisoformat(visit["visit_date"])),
                 )
                 visits += 1
         progress(1)
-    return DemoResult(logins, deals, visits)
+    return DemoResult(logins, deals, visits, payments)
+
+
+def _demo_payment(
+    session: Session,
+    rng: random.Random,
+    deal: DemoDeal,
+    today: date,
+    *,
+    pack_id: str,
+    pack_version_id: int,
+    rep: User,
+    team: Team,
+) -> int:
+    """Most won deals are paid 10-60 days after closing; returns how many payments were made."""
+    if deal.stage != "won" or deal.closed is None or deal.amount is None or rng.random() > 0.9:
+        return 0
+    paid_on = deal.closed + timedelta(days=rng.randint(10, 60))
+    if paid_on > today:
+        return 0
+    values = {
+        "customer": deal.values["customer"],
+        "amount": deal.amount,
+        "paid_on": paid_on.isoformat(),
+    }
+    create_record(
+        session,
+        pack_id=pack_id,
+        pack_version_id=pack_version_id,
+        form_id="payment",
+        owner_id=rep.id,
+        team_id=team.id,
+        values=values,
+        actor_id=rep.id,
+        amount=deal.amount,
+        record_date=paid_on,
+        created_at=at_noon(paid_on),
+    )
+    return 1
 
 
 def rep_count() -> int:
