@@ -91,9 +91,17 @@ PERIODS_PER_YEAR = {"quarter": 4, "month": 12, "week": 52}
 class Linker:
     """Checks one pack's typed definitions against each other and compiles its expressions."""
 
-    def __init__(self, located: Mapping[str, Mapping[str, tuple[Any, SourceDoc]]]) -> None:
+    def __init__(
+        self,
+        located: Mapping[str, Mapping[str, tuple[Any, SourceDoc]]],
+        broken: Iterable[str] = (),
+        *,
+        references_complete: bool = True,
+    ) -> None:
         self.located = located
+        self.broken = set(broken)  # refs to documents already reported broken are not re-reported
         self.defs = {kind: {i: d for i, (d, _) in items.items()} for kind, items in located.items()}
+        self.references_complete = references_complete
         self.problems: list[Problem] = []
         self.expressions: dict[str, Expression] = {}
         self.computed_order: dict[str, tuple[str, ...]] = {}
@@ -113,6 +121,10 @@ class Linker:
 
     def expect_ref(self, path: Path_, what: str, name: str | None, known: Iterable[str]) -> bool:
         known = list(known)
+        if name in self.broken or not self.references_complete:
+            return name in known
+        if what == "role" and not self.defs.get("pack"):
+            return False  # the pack document (which declares roles) is broken itself
         if name is not None and name not in known:
             self.problem(path, unknown(what, name, known))
             return False

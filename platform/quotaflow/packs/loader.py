@@ -11,6 +11,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -118,10 +119,11 @@ def _folder_files(root: Path, out: LoadedFiles) -> Iterator[tuple[str, bytes]]:
             out.problems.append(Problem(name, None, "(file)", "links outside the pack folder"))
             continue
         size = path.stat().st_size
-        total += size
         if size > MAX_FILE_BYTES:
             out.problems.append(_too_big(name, size))
-        elif total > MAX_TOTAL_BYTES:
+            continue
+        total += size
+        if total > MAX_TOTAL_BYTES:
             out.problems.append(
                 Problem(
                     name, None, "(pack)", f"the pack is larger than {size_text(MAX_TOTAL_BYTES)}"
@@ -169,9 +171,13 @@ def _zip_files(path: Path, out: LoadedFiles) -> Iterator[tuple[str, bytes]]:
             if not info.filename.lower().endswith(PACK_SUFFIXES):
                 continue
             name = info.filename[len(prefix) :]
-            with archive.open(info) as stream:
-                # headers can lie about sizes: never read more than the limit
-                data = stream.read(MAX_FILE_BYTES + 1)
+            try:
+                with archive.open(info) as stream:
+                    # headers can lie about sizes: never read more than the limit
+                    data = stream.read(MAX_FILE_BYTES + 1)
+            except (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError) as exc:
+                out.problems.append(Problem(name, None, "(zip)", f"damaged or unreadable: {exc}"))
+                return
             total += len(data)
             if len(data) > MAX_FILE_BYTES:
                 out.problems.append(_too_big(name, len(data)))
@@ -276,6 +282,9 @@ class _TooManyNodes(Exception):
     pass
 
 
+_REFUSED = object()  # a value dropped after its problem was reported
+
+
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|(0|[1-9][0-9]*)\.[0-9]*|0|[1-9][0-9]*)([eE][-+]?[0-9]+)?$")
 _YAML = "tag:yaml.org,2002:"
@@ -296,7 +305,8 @@ class _NodeReader:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.read(item, (*path, i)) for i, item in enumerate(node.value)]
+            items = [self.read(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [item for item in items if item is not _REFUSED]
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
@@ -323,7 +333,9 @@ class _NodeReader:
                 continue
             first_line[key] = line
             self.doc.lines[(*path, key)] = (self.file, line)
-            out[key] = self.read(value_node, (*path, key))
+            value = self.read(value_node, (*path, key))
+            if value is not _REFUSED:
+                out[key] = value
         return out
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
@@ -339,7 +351,7 @@ class _NodeReader:
         ):
             line = node.start_mark.line + 1
             self.problems.append(self._problem(line, path, f"YAML tag {node.tag} is not allowed"))
-            return value
+            return _REFUSED
         if node.style is not None or node.tag not in _IMPLICIT:
             return value  # quoted, or plainly text
         return _plain_scalar(value)

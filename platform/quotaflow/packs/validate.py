@@ -6,6 +6,7 @@ as `file:line: path: message`. Nothing downstream ever sees an unchecked documen
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,16 @@ def _all_with_ids(value: Any) -> bool:
 
 def compile_documents(docs: Iterable[SourceDoc], problems: list[Problem]) -> CompiledPack:
     """Schema-check, build and link documents into a CompiledPack, or raise PackInvalid."""
-    problems = list(problems)
+    docs, problems = list(docs), list(problems)
+    problems_from_reading = bool(problems)
     located: dict[str, dict[str, tuple[Any, SourceDoc]]] = {kind: {} for kind in KINDS}
     raw: list[dict[str, Any]] = []
+    broken: set[str] = set()  # ids of documents that failed their schema
     for doc in docs:
         definition = _check_and_build(doc, problems)
         if definition is None:
+            if isinstance(doc.data, dict) and isinstance(doc.data.get("id"), str):
+                broken.add(doc.data["id"])
             continue
         kind, def_id = doc.data["kind"], doc.data["id"]
         if def_id in located[kind]:
@@ -160,7 +165,7 @@ def compile_documents(docs: Iterable[SourceDoc], problems: list[Problem]) -> Com
         located[kind][def_id] = (definition, doc)
         raw.append(doc.data)
     packs = located["pack"]
-    if not packs and not any(p.path == "(file)" for p in problems):
+    if not packs and not problems and not any(_is_pack(d.data) for d in docs):
         problems.append(
             Problem("(pack)", None, "(pack)", "no 'kind: pack' document found: add a pack.yaml")
         )
@@ -170,10 +175,11 @@ def compile_documents(docs: Iterable[SourceDoc], problems: list[Problem]) -> Com
             problems.append(
                 Problem(file, line, "(document)", "a pack has exactly one 'kind: pack' document")
             )
-    linker = Linker(located)
-    if not problems:
-        linker.link()
-        problems.extend(linker.problems)
+    # Link what passed its schema even when other documents failed: all mistakes at once.
+    # A file that could not be read may hold what others refer to: then only report the rest.
+    linker = Linker(located, broken, references_complete=not problems_from_reading)
+    linker.link()
+    problems.extend(linker.problems)
     if problems:
         raise PackInvalid(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     documents = canonical_documents(raw)
@@ -200,4 +206,17 @@ def _check_and_build(doc: SourceDoc, problems: list[Problem]) -> Any | None:
     for path, message in found:
         file, line = doc.locate(path)
         problems.append(Problem(file, line, path_text(path), message))
-    return None if found else build(KINDS[doc.data["kind"]], doc.data)
+    if any(not message.startswith("unknown key") for _path, message in found):
+        return None
+    # Only unknown keys: still link the rest of the document, so every mistake shows at once.
+    return build(KINDS[doc.data["kind"]], _without(doc.data, [path for path, _m in found]))
+
+
+def _without(data: Any, paths: list[tuple[str | int, ...]]) -> Any:
+    data = copy.deepcopy(data)
+    for path in paths:
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        del parent[path[-1]]
+    return data

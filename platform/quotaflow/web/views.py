@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from sqlalchemy import text
 
+from quotaflow.packs.services import installed_packs
 from quotaflow.web import request_session
 
 bp = Blueprint("core", __name__)
@@ -19,5 +20,5 @@ def healthz():  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
-    """Home page."""
-    return render_template("home.html")
+    """Home page: the installed packs (role-specific home pages build on this)."""
+    return render_template("home.html", packs=installed_packs(request_session()))
