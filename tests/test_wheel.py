@@ -31,6 +31,7 @@ def test_wheel_contains_templates_schemas_stock_pack_and_htmx(wheel: Path) -> No
     assert "quotaflow/_data/templates/base.html" in names
     assert "quotaflow/_data/definitions/schema/form.schema.json" in names
     assert "quotaflow/_data/definitions/packs/b2b_manufacturer/pack.yaml" in names
+    assert "quotaflow/_data/plugins/label_locales/__init__.py" in names
     assert "quotaflow/web/static/vendor/htmx.min.js" in names
     assert "quotaflow/migrations/versions/0001_initial.py" in names
     assert not any(n.startswith("platform/") for n in names)

@@ -60,6 +60,11 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
         has_users = session.scalar(select(User.id).limit(1)) is not None
         if if_empty and (installed_packs(session) or has_users):
             click.echo("The database already has data; demo not loaded again.")
+            if session.scalar(select(User.id).where(User.username == "admin")) is not None:
+                click.echo(
+                    f"Demo logins: admin, head.of.sales, wang.fang (manager), li.wei (rep); "
+                    f"password {DEMO_PASSWORD}"
+                )
             return
         if has_users:
             raise QuotaflowError(

@@ -23,4 +23,4 @@ def register_formula_functions() -> Any:
 
 @hookspec
 def validate_pack(pack: Any) -> Any:
-    """Return a list of packs.errors.PackError for extra checks on a linked pack."""
+    """Return a list of packs.problems.Problem for extra checks on a compiled pack."""

@@ -40,3 +40,8 @@ def stock_pack_dir(pack_id: str = "b2b_manufacturer") -> Path:
 def static_dir() -> Path:
     """Static assets served at /static (our CSS/JS plus vendor/ installed from npm)."""
     return _PACKAGE / "web" / "static"
+
+
+def plugins_dir() -> Path:
+    """First-party plugins shipped with Quotaflow (each a package using the public hooks)."""
+    return data_root() / "plugins"

@@ -24,8 +24,9 @@ def pack_group() -> None:
 
 def _load(path: Path, search: tuple[Path, ...]):  # type: ignore[no-untyped-def]
     from quotaflow.packs.validate import load_pack
+    from quotaflow.plugins import make_plugin_manager
 
-    return load_pack(path, search)
+    return load_pack(path, search, make_plugin_manager())
 
 
 @pack_group.command("validate")

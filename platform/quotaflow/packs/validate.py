@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pluggy
+
 from quotaflow.packs.compiled import CompiledPack, canonical_documents, content_hash
 from quotaflow.packs.definitions import KINDS
 from quotaflow.packs.link import Linker
@@ -24,10 +26,17 @@ from quotaflow.resources import definitions_dir
 MAX_EXTENDS_DEPTH = 5
 
 
-def load_pack(path: Path, search_paths: Sequence[Path] = ()) -> CompiledPack:
+def load_pack(
+    path: Path, search_paths: Sequence[Path] = (), plugins: pluggy.PluginManager | None = None
+) -> CompiledPack:
     """Compile the pack at `path`; raise PackInvalid listing every problem."""
     docs, problems = collect_documents(path, search_paths)
-    return compile_documents(docs, problems)
+    pack = compile_documents(docs, problems)
+    if plugins is not None:
+        extra = [p for found in plugins.hook.validate_pack(pack=pack) for p in found or ()]
+        if extra:
+            raise PackInvalid(extra)
+    return pack
 
 
 def compile_installed(content: Mapping[str, Any]) -> CompiledPack:
