@@ -118,8 +118,12 @@ def test_a_pack_may_be_one_multi_document_file(tmp_path: Path) -> None:
 
 def test_json_files_are_read_with_their_line_numbers(tmp_path: Path) -> None:
     files = minimal_files({"forms/deal.yaml": None})
-    doc = {"kind": "form", "id": "deal", "label": "Deal",
-           "fields": [{"id": "amount", "type": "money"}, {"id": "bad", "type": "moneyy"}]}  # fmt: skip
+    doc = {
+        "kind": "form",
+        "id": "deal",
+        "label": "Deal",
+        "fields": [{"id": "amount", "type": "money"}, {"id": "bad", "type": "moneyy"}],
+    }
     write_pack(tmp_path, files)
     (tmp_path / "forms").mkdir(exist_ok=True)
     (tmp_path / "forms" / "deal.json").write_text(json.dumps(doc, indent=2))
@@ -132,7 +136,9 @@ def test_json_files_are_read_with_their_line_numbers(tmp_path: Path) -> None:
 
 
 def test_extends_overlays_a_base_pack_found_beside_it(tmp_path: Path) -> None:
-    base = write_pack(tmp_path / "base_b2b", minimal_files({"pack.yaml": PACK.replace("acme", "base_b2b")}))
+    base = write_pack(
+        tmp_path / "base_b2b", minimal_files({"pack.yaml": PACK.replace("acme", "base_b2b")})
+    )
     child_form = """\
     kind: form
     id: deal
@@ -141,10 +147,13 @@ def test_extends_overlays_a_base_pack_found_beside_it(tmp_path: Path) -> None:
       - {id: amount, type: money, required: true}
       - {id: region, type: text}
     """
-    child = write_pack(tmp_path / "acme", {
-        "pack.yaml": PACK + "extends: base_b2b@^1.0\n",
-        "forms/deal.yaml": child_form,
-    })  # fmt: skip
+    child = write_pack(
+        tmp_path / "acme",
+        {
+            "pack.yaml": PACK + "extends: base_b2b@^1.0\n",
+            "forms/deal.yaml": child_form,
+        },
+    )
     pack = load_pack(child)
     assert base.exists() and pack.id == "acme"
     fields = {f.id: f for f in pack.forms["deal"].fields}
@@ -156,14 +165,20 @@ def test_extends_overlays_a_base_pack_found_beside_it(tmp_path: Path) -> None:
 
 
 def test_missing_extends_base_is_named(tmp_path: Path) -> None:
-    folder = write_pack(tmp_path / "acme", minimal_files({"pack.yaml": PACK + "extends: nowhere@^1\n"}))
+    folder = write_pack(
+        tmp_path / "acme", minimal_files({"pack.yaml": PACK + "extends: nowhere@^1\n"})
+    )
     message = only_problem(folder)
     assert message.startswith("pack.yaml:5: extends: base pack 'nowhere' not found")
 
 
 def test_extends_version_constraint_is_checked(tmp_path: Path) -> None:
-    write_pack(tmp_path / "base_b2b", minimal_files({"pack.yaml": PACK.replace("acme", "base_b2b")}))
-    folder = write_pack(tmp_path / "acme", minimal_files({"pack.yaml": PACK + "extends: base_b2b@^2.0\n"}))
+    write_pack(
+        tmp_path / "base_b2b", minimal_files({"pack.yaml": PACK.replace("acme", "base_b2b")})
+    )
+    folder = write_pack(
+        tmp_path / "acme", minimal_files({"pack.yaml": PACK + "extends: base_b2b@^2.0\n"})
+    )
     assert "is version 1.0.0, which does not satisfy ^2.0" in only_problem(folder)
 
 
@@ -171,7 +186,9 @@ def test_extends_version_constraint_is_checked(tmp_path: Path) -> None:
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
-    folder = write_pack(tmp_path, minimal_files({"forms/deal.yaml": DEAL + "  - {id: x, type: text\n"}))
+    folder = write_pack(
+        tmp_path, minimal_files({"forms/deal.yaml": DEAL + "  - {id: x, type: text\n"})
+    )
     message = only_problem(folder)
     assert message.startswith("forms/deal.yaml:")
     assert "YAML syntax error" in message
@@ -204,8 +221,12 @@ def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_custom_yaml_tags_are_refused(tmp_path: Path) -> None:
-    folder = write_pack(tmp_path, minimal_files({"pack.yaml": PACK + "currency: !!python/object:os.system x\n"}))
-    assert "YAML tag tag:yaml.org,2002:python/object:os.system is not allowed" in only_problem(folder)
+    folder = write_pack(
+        tmp_path, minimal_files({"pack.yaml": PACK + "currency: !!python/object:os.system x\n"})
+    )
+    assert "YAML tag tag:yaml.org,2002:python/object:os.system is not allowed" in only_problem(
+        folder
+    )
 
 
 def test_a_50_mb_file_is_refused_without_reading_it(tmp_path: Path) -> None:
@@ -274,9 +295,10 @@ def test_billion_laughs_is_bounded(tmp_path: Path) -> None:
 
 
 def test_ten_mistakes_are_all_reported_at_once(tmp_path: Path) -> None:
-    files = minimal_files({
-        "pack.yaml": PACK.replace("version: 1.0.0", "version: one") + "fiscal_year_start: 13\n",
-        "forms/deal.yaml": """\
+    files = minimal_files(
+        {
+            "pack.yaml": PACK.replace("version: 1.0.0", "version: one") + "fiscal_year_start: 13\n",
+            "forms/deal.yaml": """\
             kind: form
             id: deal
             label: Deal
@@ -288,10 +310,10 @@ def test_ten_mistakes_are_all_reported_at_once(tmp_path: Path) -> None:
               - {id: note, type: textarea, visible_if: "discont > 0.15"}
               - {id: status, type: choice}
             """,
-        "pipelines/sales.yaml": PIPELINE.replace("require: [amount]", "require: [amout]"),
-        "kpis/won_revenue.yaml": KPI.replace("field: amount", "field: customer"),
-        "kpis/win_rate.yaml": "kind: kpi\nid: win_rate\nformula: 'won / lost'\n",
-        "scorecards/am.yaml": """\
+            "pipelines/sales.yaml": PIPELINE.replace("require: [amount]", "require: [amout]"),
+            "kpis/won_revenue.yaml": KPI.replace("field: amount", "field: customer"),
+            "kpis/win_rate.yaml": "kind: kpi\nid: win_rate\nformula: 'won / lost'\n",
+            "scorecards/am.yaml": """\
             kind: scorecard
             id: am
             applies_to: {role: account_managr}
@@ -301,7 +323,8 @@ def test_ten_mistakes_are_all_reported_at_once(tmp_path: Path) -> None:
               - {kpi: won_revenue, group: process, weight: 100, target: 1000, id: again}
             grades: [{min: 0, grade: D}]
             """,
-    })  # fmt: skip
+        }
+    )
     result = CliRunner().invoke(main, ["pack", "validate", str(write_pack(tmp_path, files))])
     assert result.exit_code == 1
     expected = [

@@ -35,10 +35,17 @@ def add_deals(sessions: sessionmaker[Session], stages: list[str]) -> None:
         version = active_version(session, "acme")
         for i, stage in enumerate(stages):
             create_record(
-                session, pack_id="acme", pack_version_id=version.id, form_id="deal",
-                owner_id=owner.id, team_id=None, values={"customer": f"C{i}", "discount": 0.1},
-                actor_id=owner.id, stage=stage, record_date=date(2026, 1, 5),
-            )  # fmt: skip
+                session,
+                pack_id="acme",
+                pack_version_id=version.id,
+                form_id="deal",
+                owner_id=owner.id,
+                team_id=None,
+                values={"customer": f"C{i}", "discount": 0.1},
+                actor_id=owner.id,
+                stage=stage,
+                record_date=date(2026, 1, 5),
+            )
 
 
 def snapshot(sessions: sessionmaker[Session]) -> tuple[object, ...]:
@@ -56,7 +63,9 @@ def bump(files: dict[str, str], version: str) -> dict[str, str]:
     return files
 
 
-def test_stock_pack_installs_lists_and_exports_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+def test_stock_pack_installs_lists_and_exports_round_trip(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     result = runner.invoke(main, ["pack", "install", str(stock_pack_dir())])
     assert result.exit_code == 0, result.output
     assert "b2b_manufacturer 1.0.0 (new pack):" in result.output
@@ -81,10 +90,14 @@ def test_same_content_from_another_layout_is_a_no_op(sessions, tmp_path: Path) -
         assert len(session.get(Pack, "acme").versions) == 1
 
 
-def test_downgrade_is_refused_and_changes_nothing(sessions, runner: CliRunner, tmp_path: Path) -> None:
+def test_downgrade_is_refused_and_changes_nothing(
+    sessions, runner: CliRunner, tmp_path: Path
+) -> None:
     install(sessions, write_pack(tmp_path / "v2", bump(minimal_files(), "2.0.0")))
     before = snapshot(sessions)
-    result = runner.invoke(main, ["pack", "install", str(write_pack(tmp_path / "v1", minimal_files()))])
+    result = runner.invoke(
+        main, ["pack", "install", str(write_pack(tmp_path / "v1", minimal_files()))]
+    )
     assert result.exit_code == 1
     assert "version 1.0.0 is lower than the installed 2.0.0" in result.output
     assert "Traceback" not in result.output
@@ -94,20 +107,35 @@ def test_downgrade_is_refused_and_changes_nothing(sessions, runner: CliRunner, t
 def test_same_version_with_other_content_asks_for_a_new_version(sessions, tmp_path: Path) -> None:
     install(sessions, write_pack(tmp_path / "a", minimal_files()))
     changed = minimal_files({"forms/deal.yaml": DEAL + "  - {id: extra, type: text}\n"})
-    with pytest.raises(InstallRefused, match="already installed with other content; raise the version"):
+    with pytest.raises(
+        InstallRefused, match="already installed with other content; raise the version"
+    ):
         install(sessions, write_pack(tmp_path / "b", changed))
 
 
-def test_dry_run_counts_records_and_changes_nothing(sessions, runner: CliRunner, tmp_path: Path) -> None:
+def test_dry_run_counts_records_and_changes_nothing(
+    sessions, runner: CliRunner, tmp_path: Path
+) -> None:
     install(sessions, write_pack(tmp_path / "v1", minimal_files()))
     add_deals(sessions, ["lead", "lead", "quotation"])
-    renamed = DEAL.replace("{id: discount, type: percent}", "{id: rebate, type: percent, renamed_from: discount}")
+    renamed = DEAL.replace(
+        "{id: discount, type: percent}", "{id: rebate, type: percent, renamed_from: discount}"
+    )
     renamed = renamed.replace('"discount > 0.15"', '"rebate > 0.15"')
     pipeline = PIPELINE.replace("{id: lead}", "{id: prospect, renamed_from: lead}")
-    files = bump(minimal_files({"forms/deal.yaml": renamed + "  - {id: region, type: text}\n",
-                                "pipelines/sales.yaml": pipeline}), "1.1.0")  # fmt: skip
+    files = bump(
+        minimal_files(
+            {
+                "forms/deal.yaml": renamed + "  - {id: region, type: text}\n",
+                "pipelines/sales.yaml": pipeline,
+            }
+        ),
+        "1.1.0",
+    )
     before = snapshot(sessions)
-    result = runner.invoke(main, ["pack", "install", "--dry-run", str(write_pack(tmp_path / "v2", files))])
+    result = runner.invoke(
+        main, ["pack", "install", "--dry-run", str(write_pack(tmp_path / "v2", files))]
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "acme 1.0.0 -> 1.1.0:" in out
@@ -121,25 +149,36 @@ def test_dry_run_counts_records_and_changes_nothing(sessions, runner: CliRunner,
 def test_upgrade_moves_renamed_fields_and_stages(sessions, tmp_path: Path) -> None:
     install(sessions, write_pack(tmp_path / "v1", minimal_files()))
     add_deals(sessions, ["lead", "quotation"])
-    renamed = DEAL.replace("{id: discount, type: percent}", "{id: rebate, type: percent, renamed_from: discount}")
+    renamed = DEAL.replace(
+        "{id: discount, type: percent}", "{id: rebate, type: percent, renamed_from: discount}"
+    )
     renamed = renamed.replace('"discount > 0.15"', '"rebate > 0.15"')
     pipeline = PIPELINE.replace("{id: lead}", "{id: prospect, renamed_from: lead}")
-    files = bump(minimal_files({"forms/deal.yaml": renamed, "pipelines/sales.yaml": pipeline}), "1.1.0")
+    files = bump(
+        minimal_files({"forms/deal.yaml": renamed, "pipelines/sales.yaml": pipeline}), "1.1.0"
+    )
     install(sessions, write_pack(tmp_path / "v2", files))
     with sessions() as session:
         records = list(session.scalars(select(Record).order_by(Record.id)))
         assert [r.stage for r in records] == ["prospect", "quotation"]
         assert all(r.values.get("rebate") == 0.1 and "discount" not in r.values for r in records)
         assert active_pack(session, "acme").version == "1.1.0"
-        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "pack.install")
-                                .order_by(AuditEvent.id.desc())).first()  # fmt: skip
+        event = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "pack.install")
+            .order_by(AuditEvent.id.desc())
+        ).first()
         assert event is not None and event.details["previous"] == "1.0.0"
 
 
-def test_removing_a_stage_that_holds_deals_needs_a_mapping(sessions, runner: CliRunner, tmp_path: Path) -> None:
+def test_removing_a_stage_that_holds_deals_needs_a_mapping(
+    sessions, runner: CliRunner, tmp_path: Path
+) -> None:
     install(sessions, write_pack(tmp_path / "v1", minimal_files()))
     add_deals(sessions, ["lead", "lead"])
-    files = bump(minimal_files({"pipelines/sales.yaml": PIPELINE.replace("  - {id: lead}\n", "")}), "1.1.0")
+    files = bump(
+        minimal_files({"pipelines/sales.yaml": PIPELINE.replace("  - {id: lead}\n", "")}), "1.1.0"
+    )
     folder = write_pack(tmp_path / "v2", files)
     before = snapshot(sessions)
     refused = runner.invoke(main, ["pack", "install", str(folder)])
@@ -153,7 +192,9 @@ def test_removing_a_stage_that_holds_deals_needs_a_mapping(sessions, runner: Cli
         assert {r.stage for r in session.scalars(select(Record))} == {"quotation"}
 
 
-def test_a_failure_mid_install_leaves_the_database_unchanged(sessions, tmp_path: Path, monkeypatch) -> None:
+def test_a_failure_mid_install_leaves_the_database_unchanged(
+    sessions, tmp_path: Path, monkeypatch
+) -> None:
     install(sessions, write_pack(tmp_path / "v1", minimal_files()))
     add_deals(sessions, ["lead"])
     before = snapshot(sessions)

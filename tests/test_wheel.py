@@ -20,7 +20,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
     (found,) = out.glob("quotaflow-*.whl")
     return found
@@ -41,15 +43,23 @@ def test_installed_wheel_validates_its_own_stock_pack(wheel: Path, tmp_path: Pat
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True
+    )
     # run from outside the checkout so nothing can come from the repo by accident
     where = subprocess.run(
         [str(py), "-c", "from quotaflow.resources import stock_pack_dir; print(stock_pack_dir())"],
-        cwd=tmp_path, check=True, capture_output=True, text=True,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     assert str(env_dir) in where
-    result = subprocess.run([str(env_dir / "bin" / "quotaflow"), "pack", "validate", where],
-                            cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(env_dir / "bin" / "quotaflow"), "pack", "validate", where],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "b2b_manufacturer" in result.stdout

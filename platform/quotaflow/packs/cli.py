@@ -10,6 +10,7 @@ import click
 from quotaflow import db
 from quotaflow.config import settings_from_env
 from quotaflow.errors import QuotaflowError
+from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import KINDS, label_text
 from quotaflow.packs.schema import stale_schemas, write_schemas
 from quotaflow.resources import schema_dir
@@ -22,7 +23,7 @@ def pack_group() -> None:
     """Validate, install, export and list definition packs."""
 
 
-def _load(path: Path, search: tuple[Path, ...]):  # type: ignore[no-untyped-def]
+def _load(path: Path, search: tuple[Path, ...]) -> CompiledPack:
     from quotaflow.packs.validate import load_pack
     from quotaflow.plugins import make_plugin_manager
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ def expression_key(kind: str, def_id: str, path: Path_) -> str:
     return f"{kind}/{def_id}/{path_text(path)}"
 
 
-def canonical_documents(documents: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def canonical_documents(documents: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Documents in a stable order without load-time keys ($schema, extends)."""
     out = []
     for doc in documents:

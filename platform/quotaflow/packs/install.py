@@ -155,7 +155,7 @@ def _plan_fields(
         if fdef.id in old_fields:
             continue
         what = f"field {form.id}.{fdef.id}"
-        if fdef.renamed_from in old_fields:
+        if fdef.renamed_from is not None and fdef.renamed_from in old_fields:
             renames[fdef.renamed_from] = fdef.id
             count = _count(session, pack_id, form.id, _has_value(fdef.renamed_from))
             plan.changes.append(Change(what, "renamed", f"from {fdef.renamed_from}", count))
@@ -180,7 +180,13 @@ def _plan_stages(
     old_stages = [s["id"] for s in old_doc["stages"]]
     new_stages = {s.id for s in pipeline.stages}
     mapping = {old: new for old, new in stage_map.items() if old in old_stages}
-    mapping.update({s.renamed_from: s.id for s in pipeline.stages if s.renamed_from in old_stages})
+    mapping.update(
+        {
+            s.renamed_from: s.id
+            for s in pipeline.stages
+            if s.renamed_from and s.renamed_from in old_stages
+        }
+    )
     for old, new in mapping.items():
         if new not in new_stages:
             plan.blockers.append(

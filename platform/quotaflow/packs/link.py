@@ -406,7 +406,7 @@ class Linker:
             self.check_phasing(plan)
 
     def check_phasing(self, plan: TargetPlanDef) -> None:
-        assert plan.phasing is not None
+        assert plan.phasing is not None and not isinstance(plan.phasing.weights, str)
         weights = plan.phasing.weights
         years = {"Q": 0.25, "H": 0.5}.get(plan.period[5:6], 1.0) if "-" in plan.period else 1.0
         if "-" in plan.period and plan.period[5:6].isdigit():

@@ -88,7 +88,7 @@ class _SchemaBuilder:
             return {"type": "array", "items": self.of_type(get_args(tp)[0])}
         if origin in (dict, Mapping, typing.Mapping):
             return {"type": "object", "additionalProperties": self.of_type(get_args(tp)[1])}
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             name = tp.__name__
             if name not in self.defs:
                 self.defs[name] = {}  # reserve first: definitions may refer to themselves

@@ -94,10 +94,10 @@ def _explain(error: ValidationError, path: Path_) -> Iterator[tuple[Path_, str]]
         hint = did_you_mean(str(value), options)
         yield path, f"expected one of: {', '.join(options)}; got {describe(value)}{hint}"
     elif v == "pattern":
-        words = PATTERN_WORDS.get(error.validator_value)
-        if words is None and "version" in [str(p) for p in path[-1:]]:
-            words = "is not a version like 1.0.0"
-        yield path, f"'{value}' {words or 'does not match ' + error.validator_value}"
+        pattern_words = PATTERN_WORDS.get(error.validator_value)
+        if pattern_words is None and "version" in [str(p) for p in path[-1:]]:
+            pattern_words = "is not a version like 1.0.0"
+        yield path, f"'{value}' {pattern_words or 'does not match ' + error.validator_value}"
     elif v == "anyOf":
         yield from _explain_any_of(error, path)
     elif v in ("minimum", "maximum"):
