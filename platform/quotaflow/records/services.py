@@ -7,7 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
+from quotaflow.errors import QuotaflowError
 from quotaflow.records.models import Record, RecordHistory
 from quotaflow.timeutil import utcnow
 
@@ -22,24 +24,134 @@ def json_value(value: Any) -> Any:
 
 
 def create_record(
-    session: Session, *, pack_id: str, pack_version_id: int, form_id: str, owner_id: int,
-    team_id: int | None, values: dict[str, Any], actor_id: int | None,
-    stage: str | None = None, amount: Decimal | None = None, record_date: date | None = None,
-    created_at: datetime | None = None, closed_at: datetime | None = None,
+    session: Session,
+    *,
+    pack_id: str,
+    pack_version_id: int,
+    form_id: str,
+    owner_id: int,
+    team_id: int | None,
+    values: dict[str, Any],
+    actor_id: int | None,
+    stage: str | None = None,
+    amount: Decimal | None = None,
+    record_date: date | None = None,
+    created_at: datetime | None = None,
+    closed_at: datetime | None = None,
 ) -> Record:
     """Insert a record pinned to a pack version, with its `create` history entry."""
     now = created_at or utcnow()
     record = Record(
-        pack_id=pack_id, pack_version_id=pack_version_id, form_id=form_id, owner_id=owner_id,
-        team_id=team_id, stage=stage, values={k: json_value(v) for k, v in values.items()},
-        record_date=record_date, created_at=now, updated_at=now, closed_at=closed_at,
+        pack_id=pack_id,
+        pack_version_id=pack_version_id,
+        form_id=form_id,
+        owner_id=owner_id,
+        team_id=team_id,
+        stage=stage,
+        values={k: json_value(v) for k, v in values.items()},
+        record_date=record_date,
+        created_at=now,
+        updated_at=now,
+        closed_at=closed_at,
     )
     record.amount = amount
     session.add(record)
     session.flush()
-    session.add(RecordHistory(
-        record_id=record.id, version_no=record.version_no, action="create",
-        changed_by=actor_id, changed_at=now,
-        changes={k: [None, v] for k, v in record.values.items()},
-    ))
+    session.add(
+        RecordHistory(
+            record_id=record.id,
+            version_no=record.version_no,
+            action="create",
+            changed_by=actor_id,
+            changed_at=now,
+            changes={k: [None, v] for k, v in record.values.items()},
+        )
+    )
     return record
+
+
+class EditConflict(QuotaflowError):
+    """Someone else saved the record after it was opened; both versions are kept for the page."""
+
+    def __init__(self, record_id: int, current: dict[str, Any], submitted: dict[str, Any]) -> None:
+        super().__init__(
+            "This record was changed by someone else while you were editing it. "
+            "Your input is kept: compare both versions and save again."
+        )
+        self.record_id, self.current, self.submitted = record_id, current, submitted
+
+
+class RecordNotFound(QuotaflowError):
+    """No (visible, not deleted) record with this id."""
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    return {
+        k: [old.get(k), new.get(k)]
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    }
+
+
+def update_record(
+    session: Session,
+    record_id: int,
+    *,
+    values: dict[str, Any],
+    actor_id: int | None,
+    expected_version: int,
+    pack_version_id: int | None = None,
+    amount: Decimal | None = None,
+) -> Record:
+    """Save new values if nobody saved since `expected_version`; else raise EditConflict."""
+    record = session.get(Record, record_id)
+    if record is None or record.deleted_at is not None:
+        raise RecordNotFound(f"record {record_id} does not exist or was deleted")
+    stored = {k: json_value(v) for k, v in values.items()}
+    if record.version_no != expected_version:
+        raise EditConflict(record_id, dict(record.values), stored)
+    changes = _changes(record.values, stored)
+    if not changes:
+        return record
+    record.values = stored
+    record.amount = amount
+    record.updated_at = utcnow()
+    if pack_version_id is not None:
+        record.pack_version_id = pack_version_id  # pinned to the version the edit was made with
+    try:
+        session.flush()  # UPDATE ... WHERE version_no = expected: atomic against a concurrent save
+    except StaleDataError:
+        session.rollback()
+        current = session.get(Record, record_id)
+        raise EditConflict(record_id, dict(current.values) if current else {}, stored) from None
+    _history(session, record, "update", actor_id, changes)
+    return record
+
+
+def _history(
+    session: Session, record: Record, action: str, actor_id: int | None, changes: dict[str, Any]
+) -> None:
+    session.add(
+        RecordHistory(
+            record_id=record.id,
+            version_no=record.version_no,
+            action=action,
+            changed_by=actor_id,
+            changed_at=utcnow(),
+            changes=changes,
+        )
+    )
+
+
+def delete_record(session: Session, record: Record, *, actor_id: int | None) -> None:
+    """Soft delete: hidden everywhere, kept with its history, restorable."""
+    record.deleted_at = utcnow()
+    session.flush()
+    _history(session, record, "delete", actor_id, {})
+
+
+def restore_record(session: Session, record: Record, *, actor_id: int | None) -> None:
+    """Undo a soft delete."""
+    record.deleted_at = None
+    session.flush()
+    _history(session, record, "restore", actor_id, {})
