@@ -156,3 +156,85 @@ def _drop_pg_database(server: PostgresServer, name: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+# --- sign-in helpers (issue 4 foundation): users, CSRF tokens, an `auth` fixture ------------
+
+TEST_PASSWORD = "test-password-1"
+
+
+def csrf_token(client: FlaskClient) -> str:
+    """A valid CSRF token for the client's session, read from a page's <meta name=csrf-token>.
+
+    A missing page is used because it renders the full layout for anyone, signed in or not.
+    """
+    import re
+
+    page = client.get("/__no_such_page__").get_data(as_text=True)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert found, "the layout carries no CSRF token"
+    return found.group(1)
+
+
+@pytest.fixture
+def make_user(app: Flask):  # type: ignore[no-untyped-def]
+    """Factory: make_user('li', team='east', role='sales_manager', is_admin=False) -> User.
+
+    Teams named by key are created on first use (under the first team, or as the root).
+    """
+    from datetime import date
+
+    from quotaflow.org.models import Team
+    from quotaflow.org.services import add_membership, add_user, ensure_team
+
+    def make(
+        username: str,
+        *,
+        password: str = TEST_PASSWORD,
+        display_name: str | None = None,
+        team: str | None = None,
+        role: str | None = None,
+        valid_from: date = date(2020, 1, 1),
+        **fields: object,
+    ):  # type: ignore[no-untyped-def]
+        with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+            user = add_user(
+                session,
+                username=username,
+                display_name=display_name or username.title(),
+                password=password,
+                **fields,  # type: ignore[arg-type]
+            )
+            if team:
+                root = session.query(Team).filter(Team.parent_id.is_(None)).first()
+                unit = ensure_team(session, key=team, name=team.title(), parent=root)
+                add_membership(
+                    session, user=user, team=unit, role=role or "rep", valid_from=valid_from
+                )
+            return user
+
+    return make
+
+
+class AuthActions:
+    """Sign in and out through the real forms (with CSRF tokens), like a browser would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, username: str, password: str = TEST_PASSWORD, next: str = ""):  # type: ignore[no-untyped-def]
+        data = {"username": username, "password": password, "next": next}
+        return self.client.post("/login", data={**data, "csrf_token": csrf_token(self.client)})
+
+    def logout(self):  # type: ignore[no-untyped-def]
+        return self.client.post("/logout", data={"csrf_token": csrf_token(self.client)})
+
+    def post(self, url: str, data: dict[str, object] | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+        """POST with a valid CSRF token added to the form."""
+        form = {**(data or {}), "csrf_token": csrf_token(self.client)}
+        return self.client.post(url, data=form, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)

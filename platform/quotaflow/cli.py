@@ -43,9 +43,18 @@ def main() -> None:
 def _register() -> None:
     from quotaflow.dbcli import db_group, demo_command, serve_command
     from quotaflow.expressions.cli import expr_group
+    from quotaflow.org.cli import org_group, user_group
     from quotaflow.packs.cli import pack_group
 
-    for command in (pack_group, expr_group, db_group, serve_command, demo_command):
+    for command in (
+        pack_group,
+        expr_group,
+        db_group,
+        serve_command,
+        demo_command,
+        user_group,  # org/cli.py
+        org_group,  # org/cli.py
+    ):
         main.add_command(command)
 
 

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from quotaflow.audit.models import AuditEvent
+from quotaflow.auth.models import LoginAttempt
 from quotaflow.db import Base
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion
@@ -9,6 +10,7 @@ from quotaflow.records.models import Record, RecordHistory
 __all__ = [
     "AuditEvent",
     "Base",
+    "LoginAttempt",
     "Membership",
     "Pack",
     "PackVersion",

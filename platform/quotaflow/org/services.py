@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -27,15 +29,25 @@ def password_matches(user: User, password: str) -> bool:
 
 
 def add_user(
-    session: Session, *, username: str, display_name: str, password: str | None = None,
-    email: str | None = None, is_admin: bool = False, locale: str = "en",
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    password: str | None = None,
+    email: str | None = None,
+    is_admin: bool = False,
+    locale: str = "en",
 ) -> User:
     """Create a user; usernames are unique."""
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
         raise OrgError(f"a user named '{username}' already exists")
     user = User(
-        username=username, display_name=display_name, email=email, is_admin=is_admin,
-        locale=locale, password_hash=hash_password(password) if password else None,
+        username=username,
+        display_name=display_name,
+        email=email,
+        is_admin=is_admin,
+        locale=locale,
+        password_hash=hash_password(password) if password else None,
     )
     session.add(user)
     session.flush()
@@ -53,14 +65,20 @@ def ensure_team(session: Session, *, key: str, name: str, parent: Team | None = 
 
 
 def add_membership(
-    session: Session, *, user: User, team: Team, role: str, valid_from: date,
+    session: Session,
+    *,
+    user: User,
+    team: Team,
+    role: str,
+    valid_from: date,
     valid_to: date | None = None,
 ) -> Membership:
     """Put a user in a team with a role from `valid_from` until (excluding) `valid_to`."""
     if valid_to is not None and valid_to <= valid_from:
         raise OrgError(f"membership of {user.username} in {team.key} ends before it starts")
-    membership = Membership(user_id=user.id, team_id=team.id, role=role,
-                            valid_from=valid_from, valid_to=valid_to)
+    membership = Membership(
+        user_id=user.id, team_id=team.id, role=role, valid_from=valid_from, valid_to=valid_to
+    )
     session.add(membership)
     session.flush()
     return membership
@@ -70,8 +88,107 @@ def membership_on(session: Session, user_id: int, on: date) -> Membership | None
     """The user's membership valid on a day (the latest-starting one if several)."""
     return session.scalar(
         select(Membership)
-        .where(Membership.user_id == user_id, Membership.valid_from <= on,
-               or_(Membership.valid_to.is_(None), Membership.valid_to > on))
+        .where(
+            Membership.user_id == user_id,
+            Membership.valid_from <= on,
+            or_(Membership.valid_to.is_(None), Membership.valid_to > on),
+        )
         .order_by(Membership.valid_from.desc())
         .limit(1)
     )
+
+
+# --- user administration (CLI and admin pages) ----------------------------------------------
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,79}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_username(username: str) -> str:
+    """The username when it is 2-80 lower-case letters, digits, '.', '_' or '-'; else OrgError."""
+    if not USERNAME_RE.match(username):
+        raise OrgError(
+            f"username '{username}' must be 2-80 characters: lower-case letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return username
+
+
+def check_email(email: str | None) -> str | None:
+    """The e-mail address (or None when blank) when it looks like one; else OrgError."""
+    if not email:
+        return None
+    if not EMAIL_RE.match(email):
+        raise OrgError(f"'{email}' is not an e-mail address")
+    return email
+
+
+def check_password(password: str) -> str:
+    """The password when long enough; else OrgError."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise OrgError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def user_by_username(session: Session, username: str) -> User | None:
+    """The user with this username (any case)."""
+    return session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+
+
+def set_password(user: User, password: str) -> None:
+    """Replace the user's password (this also ends their other signed-in sessions)."""
+    user.password_hash = hash_password(check_password(password))
+
+
+def set_active(user: User, active: bool) -> None:
+    """Deactivate (cannot sign in, signed out at their next request) or reactivate a user."""
+    user.is_active = active
+
+
+def team_by_key(session: Session, key: str) -> Team | None:
+    """The team with this key."""
+    return session.scalar(select(Team).where(Team.key == key))
+
+
+def current_memberships(session: Session, on: date) -> dict[int, list[Membership]]:
+    """Memberships valid on a day, by user id."""
+    rows = session.scalars(
+        select(Membership)
+        .where(
+            Membership.valid_from <= on,
+            or_(Membership.valid_to.is_(None), Membership.valid_to > on),
+        )
+        .order_by(Membership.valid_from)
+    )
+    out: dict[int, list[Membership]] = {}
+    for membership in rows:
+        out.setdefault(membership.user_id, []).append(membership)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TeamNode:
+    """A team with its sub-teams and the memberships valid on the day asked for."""
+
+    team: Team
+    members: list[Membership]
+    children: list[TeamNode]
+
+
+def team_tree(session: Session, on: date) -> list[TeamNode]:
+    """The org as trees (normally one, the company), children sorted by name."""
+    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    members: dict[int, list[Membership]] = {}
+    for memberships in current_memberships(session, on).values():
+        for membership in memberships:
+            members.setdefault(membership.team_id, []).append(membership)
+    by_parent: dict[int | None, list[Team]] = {}
+    for team in teams:
+        by_parent.setdefault(team.parent_id, []).append(team)
+
+    def build(team: Team, seen: frozenset[int]) -> TeamNode:
+        kids = [build(c, seen | {team.id}) for c in by_parent.get(team.id, []) if c.id not in seen]
+        return TeamNode(team, members.get(team.id, []), kids)
+
+    return [build(root, frozenset()) for root in by_parent.get(None, [])]

@@ -12,6 +12,23 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(views.bp)
     app.teardown_appcontext(_close_session)
+    _init_foundation(app)
+
+
+# --- foundation: security, i18n, sign-in, error pages, org admin (issue 4) -------------------
+def _init_foundation(app: Flask) -> None:
+    from quotaflow import auth
+    from quotaflow.org import views as org_views
+    from quotaflow.web import errors, i18n, security
+
+    security.init_app(app)  # CSRF on every POST, cookie flags, security headers
+    i18n.init_app(app)  # catalogs, locale per request, date/money filters, label()
+    auth.init_app(app)  # Flask-Login and the sign-in gate in front of every page
+    errors.init_app(app)  # friendly 400/403/404/405/429/500 pages
+    app.register_blueprint(org_views.bp)  # /admin/users, /admin/teams
+
+
+# --- end foundation --------------------------------------------------------------------------
 
 
 def request_session() -> Session:

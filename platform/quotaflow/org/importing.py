@@ -1,0 +1,532 @@
+"""Import users, teams and dated memberships from a CSV or XLSX sheet, all or nothing.
+
+One row per membership (a user in a team with a role and dates); rows with a team but no
+username just declare a team. Every row is checked before anything is written, and every
+problem is reported with its row number (the header is row 1, as in a spreadsheet).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quotaflow.audit import record_event
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
+from quotaflow.org.services import (
+    OrgError,
+    add_membership,
+    add_user,
+    check_email,
+    check_username,
+    ensure_team,
+    user_by_username,
+)
+
+COLUMNS = (
+    "username",
+    "display_name",
+    "email",
+    "team",
+    "team_name",
+    "parent_team",
+    "role",
+    "valid_from",
+    "valid_to",
+    "is_admin",
+)
+REQUIRED_COLUMNS = ("username", "team")
+TEAM_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+TRUE = {"1", "true", "yes", "y", "x", "是"}
+FALSE = {"0", "false", "no", "n", "否"}
+
+
+class OrgImportError(OrgError):
+    """The sheet has problems; nothing was imported. `problems` lists them by row."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s), nothing was imported:\n{shown}")
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRow:
+    """One checked row; None means the cell was blank."""
+
+    row: int
+    username: str | None
+    display_name: str | None
+    email: str | None
+    team: str | None
+    team_name: str | None
+    parent_team: str | None
+    role: str | None
+    valid_from: date
+    valid_to: date | None
+    is_admin: bool | None
+
+
+@dataclass
+class ImportReport:
+    """What the import changed."""
+
+    teams_created: int = 0
+    teams_renamed: int = 0
+    users_created: int = 0
+    users_updated: int = 0
+    memberships_added: int = 0
+    memberships_updated: int = 0
+    memberships_unchanged: int = 0
+    users_without_password: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A summary for people."""
+        out = [
+            f"teams: {self.teams_created} created, {self.teams_renamed} renamed",
+            f"users: {self.users_created} created, {self.users_updated} updated",
+            f"memberships: {self.memberships_added} added, {self.memberships_updated} updated, "
+            f"{self.memberships_unchanged} unchanged",
+        ]
+        if self.users_without_password:
+            out.append(
+                f"{len(self.users_without_password)} new user(s) cannot sign in until they "
+                "have a password: quotaflow user set-password USERNAME"
+            )
+        return out
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_sheet(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, {column: cell}) for every non-blank data row of a .csv or .xlsx file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        raw = _read_csv(path)
+    elif suffix in {".xlsx", ".xlsm"}:
+        raw = _read_xlsx(path)
+    else:
+        raise OrgError(f"{path.name}: expected a .csv or .xlsx file")
+    rows = iter(raw)
+    header = next(rows, None)
+    if header is None:
+        raise OrgImportError(["row 1: the file is empty"])
+    columns = [str(c or "").strip().lower() for c in header]
+    _check_header(columns)
+    out = []
+    for number, cells in enumerate(rows, start=2):
+        record = {c: cells[i] if i < len(cells) else None for i, c in enumerate(columns) if c}
+        if any(_text(v) for v in record.values()):
+            out.append((number, record))
+    return out
+
+
+def _read_csv(path: Path) -> list[list[Any]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel's BOM
+        return [list(r) for r in csv.reader(fh)]
+
+
+def _read_xlsx(path: Path) -> list[list[Any]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        return [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        workbook.close()
+
+
+def _check_header(columns: list[str]) -> None:
+    problems = [
+        f"row 1: unknown column '{c}' (columns are: {', '.join(COLUMNS)})"
+        for c in columns
+        if c and c not in COLUMNS
+    ]
+    problems += [
+        f"row 1: the column '{c}' is missing" for c in REQUIRED_COLUMNS if c not in columns
+    ]
+    if problems:
+        raise OrgImportError(problems)
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def parse_rows(
+    rows: Iterable[tuple[int, Mapping[str, Any]]],
+    *,
+    today: date,
+    role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
+) -> tuple[list[OrgRow], list[str]]:
+    """Typed rows and the problems of each row on its own (cross-row checks come later)."""
+    parsed, problems = [], []
+    for number, cells in rows:
+        row, row_problems = _parse_row(number, cells, today, role_capabilities)
+        problems += row_problems
+        if row is not None:
+            parsed.append(row)
+    return parsed, problems
+
+
+def _parse_row(
+    number: int, cells: Mapping[str, Any], today: date, role_capabilities: Mapping[str, str]
+) -> tuple[OrgRow | None, list[str]]:
+    problems: list[str] = []
+
+    def fail(message: str) -> None:
+        problems.append(f"row {number}: {message}")
+
+    username = (_text(cells.get("username")) or "").lower() or None
+    if username:
+        try:
+            check_username(username)
+        except OrgError as exc:
+            fail(str(exc))
+    email = _text(cells.get("email"))
+    try:
+        check_email(email)
+    except OrgError as exc:
+        fail(str(exc))
+    team, parent = _key(cells.get("team")), _key(cells.get("parent_team"))
+    for name, key in (("team", team), ("parent_team", parent)):
+        if key and not TEAM_KEY_RE.match(key):
+            fail(f"{name} '{key}' must be lower-case letters, digits, '_', '.' or '-'")
+    role = _text(cells.get("role"))
+    if role and role not in role_capabilities:
+        fail(f"role '{role}' is unknown (known roles: {', '.join(sorted(role_capabilities))})")
+    if username and team and not role:
+        fail(f"user '{username}' in team '{team}' needs a role")
+    if role and not (username and team):
+        fail(f"role '{role}' needs both a username and a team")
+    if not username and not team:
+        fail("a row needs a username, a team, or both")
+    valid_from = _date(cells.get("valid_from"), "valid_from", fail) or today
+    valid_to = _date(cells.get("valid_to"), "valid_to", fail)
+    if valid_to is not None and valid_to <= valid_from:
+        fail(f"valid_to {valid_to} is not after valid_from {valid_from}")
+    is_admin = _bool(cells.get("is_admin"), fail)
+    if problems:
+        return None, problems
+    return OrgRow(
+        number,
+        username,
+        _text(cells.get("display_name")),
+        email,
+        team,
+        _text(cells.get("team_name")),
+        parent,
+        role,
+        valid_from,
+        valid_to,
+        is_admin,
+    ), []
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet turns 7 into 7.0
+    text = str(value).strip()
+    return text or None
+
+
+def _key(value: Any) -> str | None:
+    text = _text(value)
+    return text.lower() if text else None
+
+
+def _date(value: Any, column: str, fail: Callable[[str], None]) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10] if len(text) > 10 and text[10] in " T" else text)
+    except ValueError:
+        fail(f"{column} '{text}' is not a date (use YYYY-MM-DD)")
+        return None
+
+
+def _bool(value: Any, fail: Callable[[str], None]) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = (_text(value) or "").lower()
+    if not text:
+        return None
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    fail(f"is_admin '{text}' must be yes or no")
+    return None
+
+
+# --- planning (cross-row and database checks) ------------------------------------------------
+
+
+@dataclass
+class _TeamPlan:
+    key: str
+    row: int
+    name: str | None = None
+    name_row: int = 0
+    parent: str | None = None
+    parent_row: int = 0
+
+
+def check_teams(session: Session, rows: list[OrgRow]) -> tuple[list[_TeamPlan], list[str]]:
+    """Team definitions merged over rows, in creation order (parents first), and problems."""
+    problems: list[str] = []
+    plans: dict[str, _TeamPlan] = {}
+    for row in rows:
+        if not row.team:
+            continue
+        plan = plans.setdefault(row.team, _TeamPlan(row.team, row.row))
+        for attr, value in (("name", row.team_name), ("parent", row.parent_team)):
+            if value is None:
+                continue
+            seen = getattr(plan, attr)
+            if seen is not None and seen != value:
+                problems.append(
+                    f"row {row.row}: team '{row.team}' has {attr} '{value}' here but "
+                    f"'{seen}' in row {getattr(plan, attr + '_row')}"
+                )
+            else:
+                setattr(plan, attr, value)
+                setattr(plan, attr + "_row", row.row)
+    existing = {t.key: t for t in session.scalars(select(Team))}
+    parent_key = {t.id: t.key for t in existing.values()}
+    roots = [t.key for t in existing.values() if t.parent_id is None]
+    for plan in plans.values():
+        problems += _check_team(plan, existing, parent_key, plans, roots)
+    problems += _cycles(plans, existing, parent_key)
+    return _parents_first(plans, existing), problems
+
+
+def _check_team(
+    plan: _TeamPlan,
+    existing: dict[str, Team],
+    parent_key: dict[int, str],
+    plans: dict[str, _TeamPlan],
+    roots: list[str],
+) -> list[str]:
+    row = plan.parent_row or plan.row
+    if plan.key in existing:
+        team = existing[plan.key]
+        now_parent = parent_key.get(team.parent_id) if team.parent_id else None
+        if plan.parent is not None and plan.parent != now_parent:
+            where = f"under '{now_parent}'" if now_parent else "the root"
+            return [
+                f"row {row}: team '{plan.key}' is {where} in the database; an import does "
+                f"not move teams (parent_team '{plan.parent}')"
+            ]
+        return []
+    if plan.parent is None:
+        if not roots:
+            roots.append(plan.key)  # the first team of an empty org is the company
+            return []
+        return [f"row {plan.row}: team '{plan.key}' has no parent and is not the root"]
+    if plan.parent not in plans and plan.parent not in existing:
+        return [
+            f"row {row}: parent team '{plan.parent}' of '{plan.key}' is neither in the file "
+            "nor in the database"
+        ]
+    return []
+
+
+def _cycles(
+    plans: dict[str, _TeamPlan], existing: dict[str, Team], parent_key: dict[int, str]
+) -> list[str]:
+    def parent_of(key: str) -> str | None:
+        if key in plans and plans[key].parent is not None:
+            return plans[key].parent
+        team = existing.get(key)
+        return parent_key.get(team.parent_id) if team and team.parent_id else None
+
+    problems = []
+    for plan in plans.values():
+        chain, key = [plan.key], parent_of(plan.key)
+        while key is not None and key not in chain and len(chain) < 10_000:
+            chain.append(key)
+            key = parent_of(key)
+        if key == plan.key:
+            problems.append(
+                f"row {plan.parent_row or plan.row}: team '{plan.key}' would be its own "
+                f"ancestor ({' → '.join([*chain, key])})"
+            )
+    return problems
+
+
+def _parents_first(plans: dict[str, _TeamPlan], existing: dict[str, Team]) -> list[_TeamPlan]:
+    ordered: list[_TeamPlan] = []
+    done: set[str] = set(existing)
+
+    def visit(plan: _TeamPlan, depth: int = 0) -> None:
+        if plan.key in {p.key for p in ordered} or depth > len(plans):
+            return
+        if plan.parent in plans and plan.parent not in done:
+            visit(plans[plan.parent], depth + 1)
+        ordered.append(plan)
+        done.add(plan.key)
+
+    for plan in plans.values():
+        visit(plan)
+    return ordered
+
+
+def check_users(session: Session, rows: list[OrgRow]) -> list[str]:
+    """Conflicting values for one user across rows; missing names for new users."""
+    problems = []
+    seen: dict[str, dict[str, tuple[Any, int]]] = {}
+    memberships: dict[tuple[str, str, str, date], int] = {}
+    for row in rows:
+        if not row.username:
+            continue
+        fields = seen.setdefault(row.username, {})
+        for attr in ("display_name", "email", "is_admin"):
+            value = getattr(row, attr)
+            if value is None:
+                continue
+            if attr in fields and fields[attr][0] != value:
+                first, first_row = fields[attr]
+                problems.append(
+                    f"row {row.row}: user '{row.username}' has {attr} '{value}' here but "
+                    f"'{first}' in row {first_row}"
+                )
+            fields.setdefault(attr, (value, row.row))
+        if row.team and row.role:
+            key = (row.username, row.team, row.role, row.valid_from)
+            if key in memberships:
+                problems.append(f"row {row.row}: the same membership as row {memberships[key]}")
+            memberships.setdefault(key, row.row)
+    for username, fields in seen.items():
+        if "display_name" not in fields and user_by_username(session, username) is None:
+            first_row = min(r.row for r in rows if r.username == username)
+            problems.append(f"row {first_row}: new user '{username}' needs a display_name")
+    return problems
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def import_org(
+    session: Session,
+    cells: Iterable[tuple[int, Mapping[str, Any]]],
+    *,
+    actor: str,
+    today: date,
+    role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> ImportReport:
+    """Check every row, then apply all of them in the caller's transaction (or raise)."""
+    rows, problems = parse_rows(cells, today=today, role_capabilities=role_capabilities)
+    team_plans, team_problems = check_teams(session, rows)
+    problems += team_problems + check_users(session, rows)
+    if problems:
+        raise OrgImportError(sorted(problems, key=_row_number))
+    report = ImportReport()
+    teams = _apply_teams(session, team_plans, report)
+    users: dict[str, User] = {}
+    for row in rows:
+        if row.username:
+            user = users.get(row.username) or _apply_user(session, row, report)
+            users[row.username] = user
+            _merge_fields(user, row)
+            if row.team and row.role:
+                _apply_membership(session, user, teams[row.team], row, report)
+        progress(1)
+    record_event(
+        session,
+        actor=actor,
+        action="org_import",
+        object_type="org",
+        object_id="import",
+        details={k: v for k, v in vars(report).items() if isinstance(v, int)},
+    )
+    return report
+
+
+def _row_number(problem: str) -> int:
+    found = re.match(r"row (\d+)", problem)
+    return int(found.group(1)) if found else 0
+
+
+def _apply_teams(session: Session, plans: list[_TeamPlan], report: ImportReport) -> dict[str, Team]:
+    teams = {t.key: t for t in session.scalars(select(Team))}
+    for plan in plans:
+        team = teams.get(plan.key)
+        if team is None:
+            parent = teams[plan.parent] if plan.parent else None
+            team = ensure_team(session, key=plan.key, name=plan.name or plan.key, parent=parent)
+            teams[plan.key] = team
+            report.teams_created += 1
+        elif plan.name and team.name != plan.name:
+            team.name = plan.name
+            report.teams_renamed += 1
+    return teams
+
+
+def _apply_user(session: Session, row: OrgRow, report: ImportReport) -> User:
+    assert row.username is not None
+    user = user_by_username(session, row.username)
+    if user is None:
+        user = add_user(session, username=row.username, display_name=row.display_name or "")
+        report.users_created += 1
+        report.users_without_password.append(user.username)
+    elif any(
+        value is not None and getattr(user, attr) != value
+        for attr, value in (
+            ("display_name", row.display_name),
+            ("email", row.email),
+            ("is_admin", row.is_admin),
+        )
+    ):
+        report.users_updated += 1
+    return user
+
+
+def _merge_fields(user: User, row: OrgRow) -> None:
+    for attr in ("display_name", "email", "is_admin"):
+        value = getattr(row, attr)
+        if value is not None:
+            setattr(user, attr, value)
+
+
+def _apply_membership(
+    session: Session, user: User, team: Team, row: OrgRow, report: ImportReport
+) -> None:
+    assert row.role is not None
+    same = session.scalar(
+        select(Membership).where(
+            Membership.user_id == user.id,
+            Membership.team_id == team.id,
+            Membership.role == row.role,
+            Membership.valid_from == row.valid_from,
+        )
+    )
+    if same is None:
+        add_membership(
+            session,
+            user=user,
+            team=team,
+            role=row.role,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+        )
+        report.memberships_added += 1
+    elif same.valid_to != row.valid_to:
+        same.valid_to = row.valid_to
+        report.memberships_updated += 1
+    else:
+        report.memberships_unchanged += 1

@@ -1,0 +1,163 @@
+"""Languages (English, Simplified Chinese): locale choice, catalogs, formatting filters, labels.
+
+Catalogs live as .po files in quotaflow/translations/; they are compiled to .mo in the instance
+folder when the app starts (only when the .po changed), so no compiled file is ever committed
+and a read-only install still works.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import Babel, format_currency, format_decimal, format_percent, get_locale
+from flask_babel import format_date as babel_date
+from flask_babel import format_datetime as babel_datetime
+from flask_login import current_user
+
+from quotaflow.auth.services import safe_next
+
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "translations"
+LANGUAGES = {"en": "English", "zh": "中文"}
+BLANK = "—"
+
+bp = Blueprint("i18n", __name__)
+
+
+def init_app(app: Flask) -> None:
+    """Compile catalogs, select the locale per request, register filters and `label()`."""
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("TIMEZONE", "UTC"))
+    app.config.setdefault("CURRENCY", "CNY")
+    compiled = compile_catalogs(SOURCE_DIR, Path(app.instance_path) / "translations")
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.filters.update(
+        date=date_filter,
+        datetime=datetime_filter,
+        money=money_filter,
+        number=number_filter,
+        percent=percent_filter,
+    )
+    app.jinja_env.globals.update(label=label, LANGUAGES=LANGUAGES)
+    app.context_processor(lambda: {"locale": current_language()})
+    app.register_blueprint(bp)
+
+
+def compile_catalogs(source: Path, target: Path) -> Path:
+    """Write each source .po as .mo under `target`, only where the bytes would change."""
+    for po_path in sorted(source.glob("*/LC_MESSAGES/*.po")):
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        mo_path = target / po_path.relative_to(source).with_suffix(".mo")
+        if mo_path.exists() and mo_path.read_bytes() == buffer.getvalue():
+            continue
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: several workers starting at once never read a half-written file
+        fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(buffer.getvalue())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, mo_path)
+    return target
+
+
+def select_locale() -> str:
+    """The user's language, else the one chosen on the sign-in page, else the browser's, else en."""
+    user_locale = getattr(current_user, "locale", None)
+    if user_locale in LANGUAGES:
+        return str(user_locale)
+    chosen = session.get("locale")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def current_language() -> str:
+    """'en' or 'zh' for the current request."""
+    locale = get_locale()
+    return locale.language if locale is not None else "en"
+
+
+@bp.post("/locale")
+def set_locale() -> ResponseReturnValue:
+    """The language switcher: remembered on the user (signed in) or in the session."""
+    chosen = request.form.get("locale", "")
+    if chosen in LANGUAGES:
+        session["locale"] = chosen
+        if current_user.is_authenticated:
+            _save_user_locale(current_user.id, chosen)
+    return redirect(safe_next(request.form.get("next")) or url_for("core.home"))
+
+
+def _save_user_locale(user_id: int, chosen: str) -> None:
+    from quotaflow.org.models import User
+    from quotaflow.web import request_session
+
+    db = request_session()
+    user = db.get(User, user_id)
+    if user is not None:
+        user.locale = chosen
+        db.commit()
+
+
+# --- labels and formatting -------------------------------------------------------------------
+
+
+def label(value: str | Mapping[str, Any] | None, language: str | None = None) -> str:
+    """A pack label in the current language: a plain string, or {en:..., zh:...} with fallback."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    language = language or current_language()
+    for key in (language, "en"):
+        text = value.get(key)
+        if text:
+            return str(text)
+    return next((str(v) for v in value.values() if v), "")
+
+
+def date_filter(value: date | datetime | str | None, format: str = "medium") -> str:
+    """A date in the current locale ('Mar 5, 2027' / '2027年3月5日'); blank as —."""
+    if value in (None, ""):
+        return BLANK
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    return babel_date(value, format)
+
+
+def datetime_filter(value: datetime | None, format: str = "medium") -> str:
+    """A moment in the configured time zone and the current locale; blank as —."""
+    return BLANK if value is None else babel_datetime(value, format)
+
+
+def money_filter(value: Decimal | int | float | None, currency: str | None = None) -> str:
+    """An amount with its currency symbol for the locale ('CN¥1,234.50' / '¥1,234.50')."""
+    if value is None or value == "":
+        return BLANK
+    return format_currency(Decimal(str(value)), currency or current_app.config["CURRENCY"])
+
+
+def number_filter(value: Decimal | int | float | None, format: str | None = None) -> str:
+    """A number with the locale's grouping and decimal signs; blank as —."""
+    return BLANK if value is None or value == "" else format_decimal(value, format)
+
+
+def percent_filter(value: Decimal | float | None, format: str | None = None) -> str:
+    """0.156 → '16%'; blank as —."""
+    return BLANK if value is None or value == "" else format_percent(value, format)

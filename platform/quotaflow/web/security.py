@@ -1,0 +1,54 @@
+"""CSRF on every POST, cookie flags, and the security headers every response carries.
+
+Settings: QUOTAFLOW_SECURE_COOKIES=1 behind HTTPS; QUOTAFLOW_TRUSTED_PROXIES=N when N reverse
+proxies sit in front (otherwise every client shares the proxy's address for login throttling).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def init_app(app: Flask) -> None:
+    """CSRFProtect app-wide, cookie flags from QUOTAFLOW_SECURE_COOKIES, headers on responses."""
+    if truthy(app.config.get("SECURE_COOKIES")):  # behind HTTPS: cookies never sent in clear
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    # a rep may keep a form open for a working day; the token is still bound to the session
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    CSRFProtect(app)
+    app.after_request(add_security_headers)
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:  # behind nginx & co: the client address and scheme come from X-Forwarded-*
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+
+def add_security_headers(response: Response) -> Response:
+    """The headers in HEADERS, plus no-store on signed-in pages (nothing private in caches)."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "static" and current_user and current_user.is_authenticated:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def truthy(value: object) -> bool:
+    """'1', 'true', 'yes', 'on' (any case) or True."""
+    return value is True or str(value).strip().lower() in {"1", "true", "yes", "on"}

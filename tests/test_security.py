@@ -1,0 +1,268 @@
+"""Security: every route for every role, CSRF, security headers, error pages, escaping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.test import TestResponse
+
+from quotaflow.web.security import CSP
+from tests.conftest import AuthActions, csrf_token
+
+ROLES = ("anonymous", "rep", "manager", "admin")
+OK, LOGIN, FORBIDDEN = "ok", "login", "403"
+
+
+def everyone(outcome: str) -> dict[str, str]:
+    return dict.fromkeys(ROLES, outcome)
+
+
+SIGNED_IN = {"anonymous": LOGIN, "rep": OK, "manager": OK, "admin": OK}
+ADMIN_ONLY = {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": OK}
+
+# Every route the app has: (endpoint, method) -> (how to call it, expected outcome per role).
+# A route missing here fails test_every_route_is_in_the_table: add it when you add a route.
+# `call(ids)` returns (url, form data); ids maps sample names to database ids.
+Call = Callable[[dict[str, int]], tuple[str, dict[str, str]]]
+ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
+    ("static", "GET"): (lambda ids: ("/static/css/app.css", {}), everyone(OK)),
+    ("core.healthz", "GET"): (lambda ids: ("/healthz", {}), everyone(OK)),
+    ("core.home", "GET"): (lambda ids: ("/", {}), SIGNED_IN),
+    ("auth.login", "GET"): (lambda ids: ("/login", {}), everyone(OK)),
+    ("auth.login", "POST"): (
+        lambda ids: ("/login", {"username": "nobody", "password": "wrong-password"}),
+        everyone(OK),
+    ),
+    ("i18n.set_locale", "POST"): (lambda ids: ("/locale", {"locale": "en"}), everyone(OK)),
+    ("admin.users", "GET"): (lambda ids: ("/admin/users", {}), ADMIN_ONLY),
+    ("admin.add", "POST"): (
+        lambda ids: (
+            "/admin/users",
+            {
+                "username": "walked",
+                "display_name": "Walked",
+                "password": "walked-pass-1",
+                "confirm": "walked-pass-1",
+                "team": "",
+                "role": "",
+                "locale": "en",
+            },
+        ),
+        ADMIN_ONLY,
+    ),
+    ("admin.deactivate", "POST"): (
+        lambda ids: (f"/admin/users/{ids['target']}/deactivate", {}),
+        ADMIN_ONLY,
+    ),
+    ("admin.activate", "POST"): (
+        lambda ids: (f"/admin/users/{ids['target']}/activate", {}),
+        ADMIN_ONLY,
+    ),
+    ("admin.teams", "GET"): (lambda ids: ("/admin/teams", {}), ADMIN_ONLY),
+    # signs the person out, so it is walked last
+    ("auth.logout", "POST"): (lambda ids: ("/logout", {}), SIGNED_IN),
+}
+
+
+def outcome(response: TestResponse) -> str:
+    if response.status_code == 403:
+        return FORBIDDEN
+    if (
+        response.status_code in (301, 302, 303)
+        and response.headers["Location"].startswith("/login")
+        and response.request.path != "/logout"
+    ):
+        return LOGIN
+    if response.status_code == 302 and response.request.path == "/logout":
+        return OK if response.headers["Location"] == "/login" else LOGIN
+    return OK if 200 <= response.status_code < 400 else f"status {response.status_code}"
+
+
+@pytest.fixture
+def people(make_user) -> dict[str, int]:
+    return {
+        "admin": make_user("boss", is_admin=True).id,
+        "manager": make_user("wang.fang", team="east", role="sales_manager").id,
+        "rep": make_user("li.wei", team="east", role="account_manager").id,
+        "target": make_user("target", team="east", role="account_manager").id,
+    }
+
+
+def test_every_route_is_in_the_table(app: Flask) -> None:
+    registered = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in {"HEAD", "OPTIONS"}
+    }
+    missing = sorted(registered - set(ROUTES))
+    assert not missing, f"add these routes to ROUTES in tests/test_security.py: {missing}"
+    assert not sorted(set(ROUTES) - registered), "ROUTES lists routes the app no longer has"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_for_every_role(app: Flask, people: dict[str, int], role: str) -> None:
+    client = app.test_client()
+    auth = AuthActions(client)
+    if role != "anonymous":
+        username = {"admin": "boss", "manager": "wang.fang", "rep": "li.wei"}[role]
+        assert auth.login(username).status_code == 302
+    seen = {}
+    for (endpoint, method), (call, expected) in ROUTES.items():
+        url, data = call(people)
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, data={**data, "csrf_token": csrf_token(client)})
+        seen[(endpoint, method)] = (outcome(response), expected[role])
+    wrong = {key: got for key, got in seen.items() if got[0] != got[1]}
+    assert not wrong, f"{role}: (got, expected) {wrong}"
+
+
+# --- CSRF -------------------------------------------------------------------------------------
+
+
+def test_every_post_route_refuses_a_missing_token(app: Flask, auth: AuthActions, people) -> None:
+    auth.login("boss")
+    for (_endpoint, method), (call, _expected) in ROUTES.items():
+        if method == "POST":
+            url, data = call(people)
+            assert auth.client.post(url, data=data).status_code == 400, url
+
+
+def test_htmx_requests_send_the_token_in_a_header(auth: AuthActions, make_user) -> None:
+    make_user("li.wei")
+    auth.login("li.wei")
+    token = csrf_token(auth.client)
+    page = auth.client.get("/__no_such_page__").get_data(as_text=True)
+    assert f'<body hx-headers=\'{{"X-CSRFToken": "{token}"}}\'>' in page
+    response = auth.client.post("/locale", data={"locale": "zh"}, headers={"X-CSRFToken": token})
+    assert response.status_code == 302
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/login", "/healthz", "/static/css/app.css", "/nope"])
+def test_security_headers_on_every_response(client: FlaskClient, url: str) -> None:
+    headers = client.get(url).headers
+    assert headers["Content-Security-Policy"] == CSP
+    assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_signed_in_pages_are_not_cached(auth: AuthActions, make_user) -> None:
+    make_user("li.wei")
+    assert "Cache-Control" not in auth.client.get("/login").headers
+    auth.login("li.wei")
+    assert auth.client.get("/").headers["Cache-Control"] == "no-store"
+
+
+def test_templates_have_no_inline_script_or_style(auth: AuthActions, make_user) -> None:
+    make_user("boss", is_admin=True)
+    auth.login("boss")
+    for url in ["/admin/users", "/admin/teams", "/nope"]:
+        page = auth.client.get(url).get_data(as_text=True)
+        assert "<script>" not in page and " style=" not in page and "<style" not in page
+        assert " on" + "click=" not in page
+
+
+# --- error pages ------------------------------------------------------------------------------
+
+
+def test_friendly_404_and_405(auth: AuthActions, make_user) -> None:
+    make_user("li.wei")
+    auth.login("li.wei")
+    missing = auth.client.get("/nope", headers={"Referer": "http://localhost/admin/teams"})
+    assert missing.status_code == 404
+    page = missing.get_data(as_text=True)
+    assert "Page not found" in page and 'href="/admin/teams"' in page
+    wrong_method = auth.client.get("/logout")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    assert "Not allowed here" in wrong_method.get_data(as_text=True)
+
+
+def test_back_link_never_leaves_the_site(auth: AuthActions, make_user) -> None:
+    make_user("li.wei")
+    auth.login("li.wei")
+    page = auth.client.get("/nope", headers={"Referer": "https://evil.example/x"})
+    assert "evil" not in page.get_data(as_text=True)
+
+
+def test_403_page_for_a_rep_on_admin_pages(auth: AuthActions, make_user) -> None:
+    make_user("li.wei")
+    auth.login("li.wei")
+    response = auth.client.get("/admin/users")
+    assert response.status_code == 403
+    assert "You do not have permission" in response.get_data(as_text=True)
+
+
+def test_500_and_429_pages_never_show_a_traceback(app: Flask, make_user) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def boom():
+        raise RuntimeError("secret internals")
+
+    def busy():
+        raise TooManyRequests()
+
+    app.add_url_rule("/boom", "boom", boom)
+    app.add_url_rule("/busy", "busy", busy)
+    make_user("li.wei")
+    auth = AuthActions(app.test_client())
+    auth.login("li.wei")
+    response = auth.client.get("/boom")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "Something went wrong" in page
+    assert "secret internals" not in page and "Traceback" not in page
+    assert response.headers["X-Frame-Options"] == "DENY"
+    busy_page = auth.client.get("/busy")
+    assert busy_page.status_code == 429 and "Too many requests" in busy_page.get_data(as_text=True)
+
+
+def test_a_400_page(app: Flask, client: FlaskClient) -> None:
+    from werkzeug.exceptions import BadRequest
+
+    def bad():
+        raise BadRequest()
+
+    app.add_url_rule("/bad", "bad", bad)
+    # /bad needs sign-in; the gate sends anonymous visitors away, so call the handler directly
+    with app.test_request_context("/bad"):
+        from quotaflow.web.errors import http_error
+
+        response = http_error(BadRequest())
+    assert response.status_code == 400 and "Bad request" in response.get_data(as_text=True)
+
+
+# --- escaping ---------------------------------------------------------------------------------
+
+
+def test_names_are_escaped(auth: AuthActions, make_user) -> None:
+    make_user("boss", is_admin=True, display_name="<script>alert(1)</script>")
+    make_user("x.y", team="<b>east</b>", display_name="<img src=x onerror=alert(1)>")
+    auth.login("boss")
+    for url in ["/", "/admin/users", "/admin/teams"]:
+        page = auth.client.get(url).get_data(as_text=True)
+        assert "<script>alert(1)" not in page and "<img src=x" not in page, url
+        assert "<b>east</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in auth.client.get("/").get_data(as_text=True)
+
+
+def test_an_error_page_that_cannot_render_still_shows_plain_html(app: Flask, monkeypatch) -> None:
+    from quotaflow.web import errors
+
+    def broken(*_args: object, **_kw: object) -> str:
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(errors, "render_template", broken)
+    response = app.test_client().get("/nope")
+    assert response.status_code == 404
+    assert "Something went wrong" in response.get_data(as_text=True)
