@@ -1,0 +1,1 @@
+"""Generated forms: typed values, computed fields, visibility, requiredness and rules."""
