@@ -8,7 +8,7 @@ contextvar fixing TODAY()), record_column_resolver (quotaflow.expressions.sql).
 Modules: errors, types, runtime (operator semantics), functions (the registry), checker
 (sandbox and checks), compiler (the fast path), reference (simpleeval, for tests),
 sql (KPI filters), cli (`quotaflow expr ...`). The language is described in
-docs/expressions.md.
+the README (section Expressions).
 """
 
 from quotaflow.expressions.engine import Expression, compile_expression, order_by_dependencies

@@ -2,7 +2,7 @@
 
 Each function is a FunctionSpec: the implementation, how many arguments it takes, what
 types it accepts and returns (for compile-time checks), a one-line doc and an example
-(both used by docs/expressions.md and `function_docs()`). Plugins add functions through
+(both used by the README (section Expressions) and `function_docs()`). Plugins add functions through
 the `register_formula_functions` hook or the `extra_functions` argument of
 compile_expression, with the same FunctionSpec.
 """
