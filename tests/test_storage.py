@@ -141,3 +141,19 @@ def test_amounts_are_exact_to_the_cent_when_summed(sessions: sessionmaker[Sessio
         total = session.scalar(select(func.sum(Record.amount_cents)))
         assert Decimal(total) / 100 == Decimal("100.00")
         assert session.scalars(select(Record)).first().amount == Decimal("0.10")
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from quotaflow.models import Base
+
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": False})
+            diffs = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert diffs == []

@@ -5,9 +5,11 @@ from quotaflow.auth.models import LoginAttempt
 from quotaflow.db import Base
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion
+from quotaflow.pipelines.models import Approval, StageMove
 from quotaflow.records.models import Record, RecordHistory
 
 __all__ = [
+    "Approval",
     "AuditEvent",
     "Base",
     "LoginAttempt",
@@ -16,6 +18,7 @@ __all__ = [
     "PackVersion",
     "Record",
     "RecordHistory",
+    "StageMove",
     "Team",
     "User",
 ]

@@ -1,0 +1,1 @@
+"""Pipelines: the stage machine, approvals, stage history, stale deals and the funnel."""
