@@ -1,0 +1,157 @@
+"""The stage machine of a pipeline definition: which moves exist and what a move needs.
+
+Pure functions over the compiled pack: no database, no Flask. The services decide what to
+store; these decide what is allowed and why not, in words a rep can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from quotaflow.expressions import ExpressionError
+from quotaflow.forms.engine import evaluate_form
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import PipelineDef, StageDef, label_text
+
+
+def stage_of(pipeline: PipelineDef, stage_id: str) -> StageDef:
+    """The stage definition with this id."""
+    for stage in pipeline.stages:
+        if stage.id == stage_id:
+            return stage
+    raise KeyError(stage_id)
+
+
+def open_stages(pipeline: PipelineDef) -> list[StageDef]:
+    """Stages without an outcome, in order."""
+    return [s for s in pipeline.stages if s.outcome is None]
+
+
+def is_closed(pipeline: PipelineDef, stage_id: str | None) -> bool:
+    """Whether a record in this stage is won or lost."""
+    return stage_id is not None and stage_of(pipeline, stage_id).outcome is not None
+
+
+def default_moves(pipeline: PipelineDef, from_stage: str) -> list[str]:
+    """Default moves: forward to any later stage, back one open stage, to lost from any open one."""
+    ids = [s.id for s in pipeline.stages]
+    here = ids.index(from_stage)
+    if is_closed(pipeline, from_stage):
+        return []  # leaving won/lost is a reopen, decided by permission
+    moves = ids[here + 1 :]
+    opened = [s.id for s in open_stages(pipeline)]
+    position = opened.index(from_stage)
+    if position > 0:
+        moves.insert(0, opened[position - 1])
+    moves += [s.id for s in pipeline.stages if s.outcome == "lost" and s.id not in moves]
+    return moves
+
+
+@dataclass
+class MoveCheck:
+    """Whether a move may happen now, and if not, exactly what is missing or wrong."""
+
+    allowed: bool = True
+    reason: str = ""
+    missing: list[str] = field(default_factory=list)  # fields to ask for inline
+    rule_errors: list[str] = field(default_factory=list)
+    needs_approval: bool = False
+    approver_role: str | None = None
+    approval_message: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """True when the move can be done (or sent for approval) as it is."""
+        return self.allowed and not self.missing and not self.rule_errors
+
+
+def check_move(
+    pack: CompiledPack,
+    pipeline_id: str,
+    values: Mapping[str, Any],
+    from_stage: str,
+    to_stage: str,
+    *,
+    may_reopen: bool = False,
+    locale: str = "en",
+    today: date | None = None,
+) -> MoveCheck:
+    """Everything that decides a move from `from_stage` to `to_stage` with these values."""
+    pipeline = pack.pipelines[pipeline_id]
+    ids = [s.id for s in pipeline.stages]
+    if to_stage not in ids:
+        return MoveCheck(False, f"'{to_stage}' is not a stage of this pipeline")
+    if to_stage == from_stage:
+        return MoveCheck(False, "the record is already in this stage")
+    if is_closed(pipeline, from_stage):
+        if not may_reopen:
+            return MoveCheck(False, "this record is closed; reopening it needs a manager")
+    elif not _transition_allowed(pack, pipeline, values, from_stage, to_stage, today):
+        return MoveCheck(
+            False,
+            f"cannot move from {_name(pipeline, from_stage, locale)} "
+            f"to {_name(pipeline, to_stage, locale)}",
+        )
+    stage_index = ids.index(to_stage)
+    target = pipeline.stages[stage_index]
+    check = MoveCheck()
+    state = evaluate_form(pack, pipeline.form, values, stage=to_stage, today=today)
+    required = [f for f in target.require] + [f for f, need in state.required.items() if need]
+    check.missing = [f for f in dict.fromkeys(required) if _blank(state.values.get(f))]
+    names = {**state.values, "stage": to_stage}
+    for j, rule in enumerate(target.rules):
+        expr = pack.expression("pipeline", pipeline_id, "stages", stage_index, "rules", j, "check")
+        if not _holds(expr, names, today):
+            check.rule_errors.append(label_text(rule.error, locale))
+    if target.approval is not None:
+        expr = pack.expression("pipeline", pipeline_id, "stages", stage_index, "approval", "when")
+        if _holds(expr, names, today):
+            check.needs_approval = True
+            check.approver_role = target.approval.by
+            check.approval_message = label_text(target.approval.message, locale)
+    return check
+
+
+def _transition_allowed(
+    pack: CompiledPack,
+    pipeline: PipelineDef,
+    values: Mapping[str, Any],
+    from_stage: str,
+    to_stage: str,
+    today: date | None,
+) -> bool:
+    if pipeline.transitions is None:
+        return to_stage in default_moves(pipeline, from_stage)
+    for i, move in enumerate(pipeline.transitions):
+        if move.from_ == from_stage and move.to == to_stage:
+            if move.when is None:
+                return True
+            expr = pack.expression("pipeline", pipeline.id, "transitions", i, "when")
+            return _holds(expr, {**values, "stage": from_stage}, today)
+    return False
+
+
+def allowed_targets(pack: CompiledPack, pipeline_id: str, from_stage: str) -> list[str]:
+    """Stages a record could move to from here (conditions aside), for buttons and the board."""
+    pipeline = pack.pipelines[pipeline_id]
+    if pipeline.transitions is None:
+        return default_moves(pipeline, from_stage)
+    return [m.to for m in pipeline.transitions if m.from_ == from_stage]
+
+
+def _holds(expr: Any, names: Mapping[str, Any], today: date | None) -> bool:
+    try:
+        return expr.evaluate(names, today=today) is True
+    except ExpressionError:
+        return False
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _name(pipeline: PipelineDef, stage_id: str, locale: str) -> str:
+    return label_text(stage_of(pipeline, stage_id).label, locale, stage_id)
