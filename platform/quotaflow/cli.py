@@ -45,6 +45,7 @@ def _register() -> None:
     from quotaflow.expressions.cli import expr_group
     from quotaflow.org.cli import org_group, user_group
     from quotaflow.packs.cli import pack_group
+    from quotaflow.pipelines.cli import pipeline_group
 
     for command in (
         pack_group,
@@ -54,6 +55,7 @@ def _register() -> None:
         demo_command,
         user_group,  # org/cli.py
         org_group,  # org/cli.py
+        pipeline_group,  # pipelines/cli.py
     ):
         main.add_command(command)
 

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from quotaflow.org.models import Team, User
 from quotaflow.org.services import add_membership, add_user, ensure_team
+from quotaflow.pipelines.models import StageMove
+from quotaflow.records.models import Record
 from quotaflow.records.services import create_record
 
 DEMO_PASSWORD = "quotaflow-demo"
@@ -244,7 +246,7 @@ def load_demo_data(
         for month in months:
             for _ in range(round(rng.randint(5, 9) * skill)):
                 deal = demo_deal(rng, month, today)
-                create_record(
+                record = create_record(
                     session,
                     pack_id=pack_id,
                     pack_version_id=pack_version_id,
@@ -259,6 +261,7 @@ def load_demo_data(
                     created_at=at_noon(deal.created),
                     closed_at=at_noon(deal.closed) if deal.closed else None,
                 )
+                _demo_moves(session, rng, record, deal, today)
                 deals += 1
                 payments += _demo_payment(
                     session,
@@ -325,6 +328,45 @@ def _demo_payment(
         created_at=at_noon(paid_on),
     )
     return 1
+
+
+def _demo_moves(
+    session: Session, rng: random.Random, record: Record, deal: DemoDeal, today: date
+) -> None:
+    """Stage history for a demo deal: through the open stages, then to its final stage."""
+    final = deal.stage
+    if final == "won":
+        path = [s for s in DEAL_STAGES_OPEN if s == "initial_contact" or rng.random() < 0.85]
+    elif final == "lost":
+        path = DEAL_STAGES_OPEN[: rng.randint(1, len(DEAL_STAGES_OPEN))]
+    else:
+        path = DEAL_STAGES_OPEN[: DEAL_STAGES_OPEN.index(final) + 1]
+    if final in ("won", "lost"):
+        path.append(final)
+    start = at_noon(deal.created)
+    end = at_noon(deal.closed) if deal.closed else at_noon(today)
+    span = max((end - start).total_seconds(), 0.0)
+    cuts = sorted(rng.uniform(0, span) for _ in path[1:-1]) + ([span] if deal.closed else [])
+    if not deal.closed and len(path) > 1:
+        cuts = sorted(rng.uniform(0, span * 0.8) for _ in path[1:])
+    times = [start] + [start + timedelta(seconds=c) for c in cuts]
+    previous = None
+    for stage, moved_at in zip(path, times, strict=False):
+        session.add(
+            StageMove(
+                record_id=record.id,
+                pipeline_id="b2b",
+                from_stage=previous,
+                to_stage=stage,
+                moved_by=record.owner_id,
+                moved_at=moved_at,
+            )
+        )
+        previous = stage
+    last = times[min(len(path), len(times)) - 1]
+    if deal.closed is None:  # open deals were last touched recently, some of them too long ago
+        last = max(last, end - timedelta(days=rng.uniform(0, 20)))
+    record.updated_at = last
 
 
 def rep_count() -> int:

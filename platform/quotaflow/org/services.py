@@ -192,3 +192,17 @@ def team_tree(session: Session, on: date) -> list[TeamNode]:
         return TeamNode(team, members.get(team.id, []), kids)
 
     return [build(root, frozenset()) for root in by_parent.get(None, [])]
+
+
+def team_and_subteams(session: Session, team_id: int) -> list[int]:
+    """The team's id and the ids of every team below it."""
+    children: dict[int | None, list[int]] = {}
+    for tid, parent in session.execute(select(Team.id, Team.parent_id)):
+        children.setdefault(parent, []).append(tid)
+    found, todo = [], [team_id]
+    while todo:
+        current = todo.pop()
+        if current not in found:  # a damaged tree with a cycle still ends
+            found.append(current)
+            todo.extend(children.get(current, []))
+    return found
