@@ -6,7 +6,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from quotaflow import db
 from quotaflow.config import settings_from_env
@@ -26,7 +27,7 @@ def pipeline_group() -> None:
     """Funnel reports and stale deals."""
 
 
-def _pack_id(session, pack_id: str | None) -> str:  # type: ignore[no-untyped-def]
+def _pack_id(session: Session, pack_id: str | None) -> str:
     if pack_id:
         return pack_id
     packs = installed_packs(session)
@@ -37,7 +38,7 @@ def _pack_id(session, pack_id: str | None) -> str:  # type: ignore[no-untyped-de
     return packs[0].id
 
 
-def _scope(session, team: str | None, rep: str | None):  # type: ignore[no-untyped-def]
+def _scope(session: Session, team: str | None, rep: str | None) -> Select[tuple[Record]]:
     query = select(Record)
     if team:
         found = session.scalars(select(Team).where(Team.key == team)).first()
