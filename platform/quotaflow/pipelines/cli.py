@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from pathlib import Path
 
 import click
@@ -38,7 +39,7 @@ def _pack_id(session: Session, pack_id: str | None) -> str:
     return packs[0].id
 
 
-def _scope(session: Session, team: str | None, rep: str | None) -> Select[tuple[Record]]:
+def _scope(session: Session, team: str | None, rep: str | None) -> Select[Any]:
     query = select(Record)
     if team:
         found = session.scalars(select(Team).where(Team.key == team)).first()
