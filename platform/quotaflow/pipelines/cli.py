@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import Select, select
