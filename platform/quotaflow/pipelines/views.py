@@ -1,0 +1,317 @@
+"""Pipeline pages: the board, moves that ask for missing fields inline, approvals, funnel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from quotaflow.errors import QuotaflowError
+from quotaflow.org.models import Team, User
+from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Capability, capabilities_of
+from quotaflow.org.services import team_and_subteams
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import label_text
+from quotaflow.packs.services import active_pack, installed_packs
+from quotaflow.pipelines.funnel import funnel
+from quotaflow.pipelines.machine import allowed_targets, stage_of
+from quotaflow.pipelines.models import Approval
+from quotaflow.pipelines.services import (
+    ApprovalError,
+    MoveConflict,
+    MoveRefused,
+    approval_queue,
+    decide_approval,
+    move_record,
+    pipeline_of,
+)
+from quotaflow.records.access import can_edit, visible_records
+from quotaflow.records.models import Record
+from quotaflow.web import request_session
+
+bp = Blueprint("pipelines", __name__)
+CLOSED_ON_BOARD_DAYS = 30  # won/lost columns show the last month, not all history
+
+
+def _pack() -> CompiledPack:
+    packs = installed_packs(request_session())
+    if not packs:
+        abort(404)
+    wanted = request.args.get("pack") or packs[0].id
+    if wanted not in {p.id for p in packs}:
+        abort(404)
+    return active_pack(request_session(), wanted)
+
+
+def role_capabilities(pack: CompiledPack) -> Mapping[str, str]:
+    """The default role mapping plus the pack's own role names (team roles only)."""
+    own = {r.id: r.capability for r in pack.pack.roles if r.capability != "admin"}
+    return {**DEFAULT_ROLE_CAPABILITIES, **own}
+
+
+def _today() -> date:
+    return date.today()
+
+
+@bp.get("/pipelines/<pipeline_id>")
+def board(pipeline_id: str) -> ResponseReturnValue:
+    """Kanban board: one column per stage, the reader's visible deals as cards."""
+    pack = _pack()
+    pipeline = pack.pipelines.get(pipeline_id) or abort(404)
+    session = request_session()
+    since = _today() - timedelta(days=CLOSED_ON_BOARD_DAYS)
+    closed_ids = [s.id for s in pipeline.stages if s.outcome]
+    query = (
+        visible_records(session, current_user, role_capabilities=role_capabilities(pack))
+        .where(Record.pack_id == pack.id, Record.form_id == pipeline.form)
+        .where(or_(Record.stage.not_in(closed_ids), Record.closed_at >= since))
+        .order_by(Record.updated_at.desc())
+        .limit(600)
+    )
+    records = list(session.scalars(query))
+    pending = {
+        a.record_id
+        for a in session.scalars(
+            select(Approval).where(
+                Approval.status == "pending", Approval.record_id.in_([r.id for r in records])
+            )
+        )
+    }
+    stale_before = None
+    if pipeline.stale_after_days:
+        stale_before = _today() - timedelta(days=pipeline.stale_after_days)
+    columns = [(stage, [r for r in records if r.stage == stage.id]) for stage in pipeline.stages]
+    owners = _names(session, {r.owner_id for r in records})
+    return render_template(
+        "pipelines/board.html",
+        pack=pack,
+        pipeline=pipeline,
+        columns=columns,
+        pending=pending,
+        stale_before=stale_before,
+        owners=owners,
+        targets=lambda r: allowed_targets(pack, pipeline.id, r.stage) if r.stage else [],
+        title_of=lambda r: _title(pack, r),
+        stage_label=lambda s: label_text(stage_of(pipeline, s).label, _locale(), s),
+    )
+
+
+def _names(session: Session, ids: set[int]) -> dict[int, str]:
+    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+
+
+def _locale() -> str:
+    return getattr(current_user, "locale", "en") or "en"
+
+
+def _title(pack: CompiledPack, record: Record) -> str:
+    form = pack.forms[record.form_id]
+    return str(record.values.get(form.title_field or "", "") or f"#{record.id}")
+
+
+@bp.post("/records/<int:record_id>/move")
+def move(record_id: int) -> ResponseReturnValue:
+    """Move a deal; when fields are missing, ask for exactly those and keep what was typed."""
+    pack = _pack()
+    session = request_session()
+    record = session.get(Record, record_id)
+    if record is None or not can_edit(
+        session, current_user, record, role_capabilities=role_capabilities(pack)
+    ):
+        abort(404 if record is None else 403)
+    pipeline_id = pipeline_of(pack, record.form_id) or abort(404)
+    to_stage = request.form.get("to", "")
+    extra = {k[len("field_") :]: v for k, v in request.form.items() if k.startswith("field_")}
+    held = capabilities_of(session, current_user, _today(), role_capabilities(pack))
+    may_reopen = bool(held & {Capability.ADMIN, Capability.MANAGER})
+    back = request.form.get("back") or url_for("pipelines.board", pipeline_id=pipeline_id)
+    try:
+        result = move_record(
+            session,
+            pack,
+            record_id,
+            to_stage,
+            actor=current_user,
+            expected_version=int(request.form.get("version", "0") or 0),
+            extra=extra,
+            may_reopen=may_reopen,
+            locale=_locale(),
+            today=_today(),
+        )
+        session.commit()
+    except MoveRefused as exc:
+        session.rollback()
+        check = exc.check
+        if exc.field_errors or (check is not None and (check.missing or check.rule_errors)):
+            return _ask_for_fields(pack, record_id, to_stage, exc, extra, back), 422
+        flash(str(exc), "error")
+        return redirect(_same_site(back))
+    except MoveConflict as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(_same_site(back))
+    if result.status == "pending_approval":
+        flash(_("Sent for approval: the deal moves when it is approved."), "info")
+    else:
+        flash(_("Moved."), "info")
+    return redirect(_same_site(back))
+
+
+def _ask_for_fields(
+    pack: CompiledPack,
+    record_id: int,
+    to_stage: str,
+    exc: MoveRefused,
+    typed: dict[str, str],
+    back: str,
+) -> str:
+    session = request_session()
+    record = session.get(Record, record_id)
+    assert record is not None
+    form = pack.forms[record.form_id]
+    missing = list(exc.check.missing if exc.check else []) + [
+        f for f in exc.field_errors if not exc.check or f not in exc.check.missing
+    ]
+    fields = [f for f in form.fields if f.id in missing]
+    pipeline = pack.pipelines[pipeline_of(pack, record.form_id) or ""]
+    return render_template(
+        "pipelines/move.html",
+        record=record,
+        fields=fields,
+        to_stage=to_stage,
+        stage_name=label_text(stage_of(pipeline, to_stage).label, _locale(), to_stage),
+        typed=typed,
+        field_errors=exc.field_errors,
+        rule_errors=exc.check.rule_errors if exc.check else [],
+        back=back,
+        title=_title(pack, record),
+    )
+
+
+def _same_site(target: str) -> str:
+    from quotaflow.auth.services import safe_next
+
+    return safe_next(target) or url_for("core.home")
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+@bp.get("/approvals")
+def approvals() -> ResponseReturnValue:
+    """The approver's queue: deals waiting for their decision."""
+    pack = _pack()
+    session = request_session()
+    queue = approval_queue(session, current_user, today=_today())
+    records = {
+        r.id: r
+        for r in session.scalars(select(Record).where(Record.id.in_([a.record_id for a in queue])))
+    }
+    names = _names(session, {a.requested_by for a in queue if a.requested_by})
+    return render_template(
+        "pipelines/approvals.html",
+        queue=queue,
+        records=records,
+        names=names,
+        title_of=lambda r: _title(pack, r),
+        pack=pack,
+    )
+
+
+@bp.post("/approvals/<int:approval_id>")
+def decide(approval_id: int) -> ResponseReturnValue:
+    """Approve or reject, with a comment."""
+    pack = _pack()
+    session = request_session()
+    approve = request.form.get("decision") == "approve"
+    try:
+        decide_approval(
+            session,
+            pack,
+            approval_id,
+            approver=current_user,
+            approve=approve,
+            comment=request.form.get("comment", "")[:2000],
+            today=_today(),
+        )
+        session.commit()
+    except (ApprovalError, MoveConflict) as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("pipelines.approvals"))
+    flash(_("Approved: the deal moved on.") if approve else _("Rejected: the rep is told."), "info")
+    return redirect(url_for("pipelines.approvals"))
+
+
+# --- funnel ---------------------------------------------------------------------------------
+
+
+def _period() -> tuple[date, date]:
+    today = _today()
+    try:
+        start = date.fromisoformat(request.args.get("from") or f"{today.year}-01-01")
+        end = date.fromisoformat(request.args.get("to") or today.isoformat())
+    except ValueError:
+        abort(400)
+    return (start, end) if start <= end else (end, start)
+
+
+def _scoped_base(pack: CompiledPack) -> Select[Any]:
+    session = request_session()
+    base = visible_records(session, current_user, role_capabilities=role_capabilities(pack))
+    team_key = request.args.get("team")
+    if team_key:
+        team = session.scalars(select(Team).where(Team.key == team_key)).first() or abort(404)
+        base = base.where(Record.team_id.in_(team_and_subteams(session, team.id)))
+    return base
+
+
+@bp.get("/pipelines/<pipeline_id>/funnel")
+def funnel_page(pipeline_id: str) -> ResponseReturnValue:
+    """Funnel table and chart for deals created in a period, for what the reader may see."""
+    pack = _pack()
+    if pipeline_id not in pack.pipelines:
+        abort(404)
+    start, end = _period()
+    report = funnel(
+        request_session(),
+        pack,
+        pipeline_id,
+        start=start,
+        end=end,
+        base=_scoped_base(pack),
+        locale=_locale(),
+    )
+    if request.args.get("format") == "csv":
+        name = f"funnel-{pipeline_id}-{start}-{end}.csv"
+        return Response(
+            report.to_csv(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f"attachment; filename={name}"},
+        )
+    teams = list(request_session().scalars(select(Team).order_by(Team.name)))
+    top = max((r.reached for r in report.rows), default=0) or 1
+    return render_template(
+        "pipelines/funnel.html",
+        pack=pack,
+        pipeline=pack.pipelines[pipeline_id],
+        report=report,
+        start=start,
+        end=end,
+        teams=teams,
+        top=top,
+        team=request.args.get("team", ""),
+    )
+
+
+@bp.errorhandler(QuotaflowError)
+def _domain_error(exc: QuotaflowError) -> ResponseReturnValue:
+    flash(str(exc), "error")
+    return redirect(request.referrer and _same_site(request.referrer) or url_for("core.home"))

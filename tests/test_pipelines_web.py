@@ -1,0 +1,139 @@
+"""Pipeline pages through HTTP: board, move asking for missing fields, approval queue, funnel."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from quotaflow import db
+from quotaflow.packs.install import install_pack
+from quotaflow.packs.services import active_version
+from quotaflow.packs.validate import load_pack
+from quotaflow.pipelines.services import record_first_stage
+from quotaflow.records.models import Record
+from quotaflow.records.services import create_record
+from quotaflow.resources import stock_pack_dir
+
+
+@pytest.fixture
+def deal(app: Flask, make_user) -> int:  # type: ignore[no-untyped-def]
+    sessions = app.extensions["quotaflow.sessions"]
+    with db.transaction(sessions) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+    rep = make_user("li.wei", team="east", role="account_manager")
+    make_user("wang.fang", team="east", role="sales_manager")
+    make_user("other.rep", team="south", role="account_manager")
+    with db.transaction(sessions) as session:
+        record = create_record(
+            session,
+            pack_id="b2b_manufacturer",
+            pack_version_id=active_version(session, "b2b_manufacturer").id,
+            form_id="deal",
+            owner_id=rep.id,
+            team_id=None,
+            values={
+                "customer": "Midea HVAC",
+                "discount": "0.2",
+                "approval_note": "volume deal",
+                "potential": "900000",
+            },
+            actor_id=rep.id,
+            stage="needs_confirmed",
+            record_date=date.today(),
+        )
+        record_first_stage(session, record, "b2b", rep.id)
+        return record.id
+
+
+def _team_of(app: Flask, username: str) -> int:
+    from sqlalchemy import select
+
+    from quotaflow.org.models import Membership, User
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+        return session.scalars(
+            select(Membership.team_id).where(Membership.user_id == user.id)
+        ).one()
+
+
+def _record(app: Flask, record_id: int) -> Record:
+    with app.extensions["quotaflow.sessions"]() as session:
+        record = session.get(Record, record_id)
+        assert record is not None
+        return record
+
+
+def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
+    app: Flask,
+    client: FlaskClient,
+    auth,
+    deal: int,  # type: ignore[no-untyped-def]
+) -> None:
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    auth.login("li.wei")
+    board = client.get("/pipelines/b2b")
+    assert board.status_code == 200
+    assert "Midea HVAC" in board.get_data(as_text=True)
+    version = _record(app, deal).version_no
+    asked = auth.post(f"/records/{deal}/move", {"to": "quotation", "version": version})
+    assert asked.status_code == 422
+    page = asked.get_data(as_text=True)
+    assert 'name="field_amount"' in page and "To enter this stage, fill in:" in page
+    bad = auth.post(
+        f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": "lots"}
+    )
+    assert bad.status_code == 422 and 'value="lots"' in bad.get_data(as_text=True)  # input kept
+    sent = auth.post(
+        f"/records/{deal}/move",
+        {"to": "quotation", "version": version, "field_amount": "80000"},
+        follow_redirects=True,
+    )
+    assert "Sent for approval" in sent.get_data(as_text=True)
+    assert "waiting for approval" in client.get("/pipelines/b2b").get_data(as_text=True)
+    assert _record(app, deal).stage == "needs_confirmed"
+    auth.logout()
+    auth.login("wang.fang")
+    queue = client.get("/approvals").get_data(as_text=True)
+    assert "Midea HVAC" in queue
+    from sqlalchemy import select
+
+    from quotaflow.pipelines.models import Approval
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        approval_id = session.scalars(select(Approval.id)).one()
+    done = auth.post(
+        f"/approvals/{approval_id}",
+        {"decision": "approve", "comment": "fine"},
+        follow_redirects=True,
+    )
+    assert "Approved" in done.get_data(as_text=True)
+    assert _record(app, deal).stage == "quotation"
+    assert "Nothing is waiting for your approval." in client.get("/approvals").get_data(
+        as_text=True
+    )
+
+
+def test_another_teams_rep_cannot_move_the_deal(client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
+    auth.login("other.rep")
+    assert "Midea HVAC" not in client.get("/pipelines/b2b").get_data(as_text=True)
+    response = auth.post(f"/records/{deal}/move", {"to": "quotation", "version": 1})
+    assert response.status_code == 403
+
+
+def test_funnel_page_and_csv_export(client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
+    auth.login("li.wei")
+    today = date.today()
+    page = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}")
+    assert page.status_code == 200 and 'data-testid="funnel"' in page.get_data(as_text=True)
+    export = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}&format=csv")
+    assert export.mimetype == "text/csv"
+    assert export.get_data(as_text=True).startswith(
+        "stage,label,count,amount,reached,conversion,avg_days"
+    )
+    assert client.get("/pipelines/b2b/funnel?from=junk").status_code == 400
+    assert client.get("/pipelines/nope").status_code == 404
