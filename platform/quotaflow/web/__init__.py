@@ -11,6 +11,9 @@ def init_app(app: Flask) -> None:
     from quotaflow.web import views
 
     app.register_blueprint(views.bp)
+    from quotaflow.pipelines import views as pipeline_views
+
+    app.register_blueprint(pipeline_views.bp)  # board, moves, approvals, funnel
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 
