@@ -63,6 +63,21 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ADMIN_ONLY,
     ),
     ("admin.teams", "GET"): (lambda ids: ("/admin/teams", {}), ADMIN_ONLY),
+    ("pipelines.board", "GET"): (lambda ids: ("/pipelines/b2b", {}), SIGNED_IN),
+    ("pipelines.funnel_page", "GET"): (lambda ids: ("/pipelines/b2b/funnel", {}), SIGNED_IN),
+    ("pipelines.approvals", "GET"): (lambda ids: ("/approvals", {}), SIGNED_IN),
+    # the rep asked for this approval: they may not decide it; their manager and admins may
+    ("pipelines.decide", "POST"): (
+        lambda ids: (f"/approvals/{ids['approval']}", {"decision": "approve"}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": OK, "admin": OK},
+    ),
+    ("pipelines.move", "POST"): (
+        lambda ids: (
+            f"/records/{ids['deal']}/move",
+            {"to": "lost", "version": str(ids["deal_version"]), "field_lost_reason": "price"},
+        ),
+        SIGNED_IN,
+    ),
     # signs the person out, so it is walked last
     ("auth.logout", "POST"): (lambda ids: ("/logout", {}), SIGNED_IN),
 }
@@ -83,13 +98,60 @@ def outcome(response: TestResponse) -> str:
 
 
 @pytest.fixture
-def people(make_user) -> dict[str, int]:
-    return {
+def people(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    ids = {
         "admin": make_user("boss", is_admin=True).id,
         "manager": make_user("wang.fang", team="east", role="sales_manager").id,
         "rep": make_user("li.wei", team="east", role="account_manager").id,
         "target": make_user("target", team="east", role="account_manager").id,
     }
+    return {**ids, **sample_deal(app, ids["rep"])}
+
+
+def sample_deal(app: Flask, rep_id: int) -> dict[str, int]:
+    """The stock pack, a deal of the rep's in their team, and an approval the rep asked for."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from quotaflow import db
+    from quotaflow.org.models import Membership
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.services import active_version
+    from quotaflow.packs.validate import load_pack
+    from quotaflow.pipelines.models import Approval
+    from quotaflow.records.services import create_record
+    from quotaflow.resources import stock_pack_dir
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+        team_id = session.scalars(
+            select(Membership.team_id).where(Membership.user_id == rep_id)
+        ).one()
+        record = create_record(
+            session,
+            pack_id="b2b_manufacturer",
+            pack_version_id=active_version(session, "b2b_manufacturer").id,
+            form_id="deal",
+            owner_id=rep_id,
+            team_id=team_id,
+            values={"customer": "Walk Ltd"},
+            actor_id=rep_id,
+            stage="initial_contact",
+            record_date=date.today(),
+        )
+        approval = Approval(
+            record_id=record.id,
+            pipeline_id="b2b",
+            from_stage="initial_contact",
+            to_stage="quotation",
+            approver_role="sales_manager",
+            requested_by=rep_id,
+            values={},
+        )
+        session.add(approval)
+        session.flush()
+        return {"deal": record.id, "deal_version": record.version_no, "approval": approval.id}
 
 
 def test_every_route_is_in_the_table(app: Flask) -> None:

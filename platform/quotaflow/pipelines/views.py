@@ -29,6 +29,7 @@ from quotaflow.pipelines.services import (
     MoveRefused,
     approval_queue,
     decide_approval,
+    may_decide,
     move_record,
     pipeline_of,
 )
@@ -231,6 +232,11 @@ def decide(approval_id: int) -> ResponseReturnValue:
     pack = _pack()
     session = request_session()
     approve = request.form.get("decision") == "approve"
+    approval = session.get(Approval, approval_id) or abort(404)
+    if approval.status == "pending" and not may_decide(
+        session, current_user, approval, today=_today()
+    ):
+        abort(403)
     try:
         decide_approval(
             session,
