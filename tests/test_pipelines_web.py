@@ -81,13 +81,13 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     assert "Midea HVAC" in board.get_data(as_text=True)
     version = _record(app, deal).version_no
     asked = auth.post(f"/records/{deal}/move", {"to": "quotation", "version": version})
-    assert asked.status_code == 422
+    assert asked.status_code == 200
     page = asked.get_data(as_text=True)
     assert 'name="field_amount"' in page and "To enter this stage, fill in:" in page
     bad = auth.post(
         f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": "lots"}
     )
-    assert bad.status_code == 422 and 'value="lots"' in bad.get_data(as_text=True)  # input kept
+    assert bad.status_code == 200 and 'value="lots"' in bad.get_data(as_text=True)  # input kept
     sent = auth.post(
         f"/records/{deal}/move",
         {"to": "quotation", "version": version, "field_amount": "80000"},

@@ -151,7 +151,9 @@ def move(record_id: int) -> ResponseReturnValue:
         session.rollback()
         check = exc.check
         if exc.field_errors or (check is not None and (check.missing or check.rule_errors)):
-            return _ask_for_fields(pack, record_id, to_stage, exc, extra, back), 422
+            return _ask_for_fields(
+                pack, record_id, to_stage, exc, extra, back
+            )  # a next step, not a failure
         flash(str(exc), "error")
         return redirect(_same_site(back))
     except MoveConflict as exc:
