@@ -151,9 +151,8 @@ def move(record_id: int) -> ResponseReturnValue:
         session.rollback()
         check = exc.check
         if exc.field_errors or (check is not None and (check.missing or check.rule_errors)):
-            return _ask_for_fields(
-                pack, record_id, to_stage, exc, extra, back
-            )  # a next step, not a failure
+            # asking for the missing fields is the next step of the move, not a failure: 200
+            return _ask_for_fields(pack, record_id, to_stage, exc, extra, back)
         flash(str(exc), "error")
         return redirect(_same_site(back))
     except MoveConflict as exc:
