@@ -89,6 +89,15 @@ def board(pipeline_id: str) -> ResponseReturnValue:
     if pipeline.stale_after_days:
         stale_before = _today() - timedelta(days=pipeline.stale_after_days)
     columns = [(stage, [r for r in records if r.stage == stage.id]) for stage in pipeline.stages]
+    open_ids = {s.id for s in pipeline.stages if s.outcome is None}
+    stale_cards = sorted(
+        (
+            r
+            for r in records
+            if stale_before and r.stage in open_ids and r.updated_at.date() < stale_before
+        ),
+        key=lambda r: r.updated_at,
+    )
     owners = _names(session, {r.owner_id for r in records})
     return render_template(
         "pipelines/board.html",
@@ -97,6 +106,7 @@ def board(pipeline_id: str) -> ResponseReturnValue:
         columns=columns,
         pending=pending,
         stale_before=stale_before,
+        stale_cards=stale_cards,
         owners=owners,
         targets=lambda r: allowed_targets(pack, pipeline.id, r.stage) if r.stage else [],
         title_of=lambda r: _title(pack, r),
@@ -208,18 +218,33 @@ def _same_site(target: str) -> str:
 
 @bp.get("/approvals")
 def approvals() -> ResponseReturnValue:
-    """The approver's queue: deals waiting for their decision."""
+    """The approver's queue, and the reader's own requests with their decisions."""
     pack = _pack()
     session = request_session()
     queue = approval_queue(session, current_user, today=_today())
+    mine = list(
+        session.scalars(
+            select(Approval)
+            .where(Approval.requested_by == current_user.id)
+            .order_by(Approval.requested_at.desc())
+            .limit(20)
+        )
+    )
     records = {
         r.id: r
-        for r in session.scalars(select(Record).where(Record.id.in_([a.record_id for a in queue])))
+        for r in session.scalars(
+            select(Record).where(Record.id.in_([a.record_id for a in [*queue, *mine]]))
+        )
     }
-    names = _names(session, {a.requested_by for a in queue if a.requested_by})
+    names = _names(
+        session,
+        {a.requested_by for a in queue if a.requested_by}
+        | {a.decided_by for a in mine if a.decided_by},
+    )
     return render_template(
         "pipelines/approvals.html",
         queue=queue,
+        mine=mine,
         records=records,
         names=names,
         title_of=lambda r: _title(pack, r),
@@ -277,6 +302,10 @@ def _scoped_base(pack: CompiledPack) -> Select[Any]:
     if team_key:
         team = session.scalars(select(Team).where(Team.key == team_key)).first() or abort(404)
         base = base.where(Record.team_id.in_(team_and_subteams(session, team.id)))
+    rep = request.args.get("rep")
+    if rep:
+        user = session.scalars(select(User).where(User.username == rep)).first() or abort(404)
+        base = base.where(Record.owner_id == user.id)
     return base
 
 
@@ -315,6 +344,7 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
         teams=teams,
         top=top,
         team=request.args.get("team", ""),
+        rep=request.args.get("rep", ""),
     )
 
 
