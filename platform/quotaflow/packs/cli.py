@@ -39,6 +39,32 @@ def validate_command(path: Path, search: tuple[Path, ...]) -> None:
     click.echo(f"OK {pack.summary()}")
 
 
+@pack_group.command("test")
+@click.argument("path", type=PathArg)
+@click.option("--search", "search", multiple=True, type=PathArg, help="Folder holding base packs.")
+def test_command(path: Path, search: tuple[Path, ...]) -> None:
+    """Run the pack's golden cases; print each failure and `N passed, N failed`."""
+    from quotaflow.packs.testing import run_pack_tests
+
+    results = run_pack_tests(_load(path, search))
+    for result in results:
+        if result.passed:
+            continue
+        click.echo(f"FAILED {result.name}")
+        if result.error:
+            click.echo(f"    {result.error}")
+        for key, want, got in result.mismatches:
+            click.echo(f"    {key}: expected {want!r}, got {_shown(got)}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+def _shown(value: object) -> str:
+    return "blank" if value is None else repr(str(value) if hasattr(value, "as_tuple") else value)
+
+
 @pack_group.command("install")
 @click.argument("path", type=PathArg)
 @click.option("--dry-run", is_flag=True, help="Only print what would change.")

@@ -1,0 +1,1 @@
+"""Scorecards: scoring items against targets, groups, final score, grades and bonus."""
