@@ -19,8 +19,8 @@ from quotaflow.org.roles import Capability, Person, capabilities_of
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.pipelines.machine import MoveCheck, check_move, is_closed, open_stages
 from quotaflow.pipelines.models import Approval, StageMove
-from quotaflow.records.models import Record, RecordHistory
-from quotaflow.records.services import RecordNotFound
+from quotaflow.records.models import Record
+from quotaflow.records.services import RecordNotFound, add_history
 from quotaflow.timeutil import utcnow
 
 
@@ -133,7 +133,7 @@ def move_record(
         session.add(approval)
         record.updated_at = utcnow()  # bumps the version: a concurrent move now conflicts
         _flush(session)
-        _history(
+        add_history(
             session, record, "approval_requested", actor.id, {"stage": [record.stage, to_stage]}
         )
         record_event(
@@ -163,7 +163,7 @@ def _save_values(session: Session, record: Record, given: dict[str, Any], actor_
     record.values = new
     if "amount" in given:
         record.amount = given["amount"]
-    _history(session, record, "update", actor_id, changes)
+    add_history(session, record, "update", actor_id, changes)
 
 
 def _apply_move(
@@ -191,7 +191,7 @@ def _apply_move(
             moved_at=now,
         )
     )
-    _history(session, record, "stage", actor_id, {"stage": [from_stage, to_stage]})
+    add_history(session, record, "stage", actor_id, {"stage": [from_stage, to_stage]})
     record_event(
         session,
         actor=str(actor_id),
@@ -210,21 +210,6 @@ def _flush(session: Session) -> None:
         raise MoveConflict(
             "someone else moved or changed this record at the same time; reload it"
         ) from None
-
-
-def _history(
-    session: Session, record: Record, action: str, actor_id: int | None, changes: dict[str, Any]
-) -> None:
-    session.add(
-        RecordHistory(
-            record_id=record.id,
-            version_no=record.version_no,
-            action=action,
-            changed_by=actor_id,
-            changed_at=utcnow(),
-            changes=changes,
-        )
-    )
 
 
 def record_first_stage(
@@ -310,7 +295,7 @@ def decide_approval(
     approval.decided_by, approval.decided_at, approval.comment = approver.id, utcnow(), comment
     record.updated_at = utcnow()
     _flush(session)
-    _history(
+    add_history(
         session,
         record,
         f"approval_{approval.status}",

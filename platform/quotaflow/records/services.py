@@ -57,15 +57,13 @@ def create_record(
     record.amount = amount
     session.add(record)
     session.flush()
-    session.add(
-        RecordHistory(
-            record_id=record.id,
-            version_no=record.version_no,
-            action="create",
-            changed_by=actor_id,
-            changed_at=now,
-            changes={k: [None, v] for k, v in record.values.items()},
-        )
+    add_history(
+        session,
+        record,
+        "create",
+        actor_id,
+        {k: [None, v] for k, v in record.values.items()},
+        at=now,
     )
     return record
 
@@ -102,6 +100,7 @@ def update_record(
     expected_version: int,
     pack_version_id: int | None = None,
     amount: Decimal | None = None,
+    record_date: date | None = None,
 ) -> Record:
     """Save new values if nobody saved since `expected_version`; else raise EditConflict."""
     record = session.get(Record, record_id)
@@ -115,6 +114,8 @@ def update_record(
         return record
     record.values = stored
     record.amount = amount
+    if record_date is not None:  # the form's own date changed (a visit moved to another day)
+        record.record_date = record_date
     record.updated_at = utcnow()
     if pack_version_id is not None:
         record.pack_version_id = pack_version_id  # pinned to the version the edit was made with
@@ -124,20 +125,27 @@ def update_record(
         session.rollback()
         current = session.get(Record, record_id)
         raise EditConflict(record_id, dict(current.values) if current else {}, stored) from None
-    _history(session, record, "update", actor_id, changes)
+    add_history(session, record, "update", actor_id, changes)
     return record
 
 
-def _history(
-    session: Session, record: Record, action: str, actor_id: int | None, changes: dict[str, Any]
+def add_history(
+    session: Session,
+    record: Record,
+    action: str,
+    actor_id: int | None,
+    changes: dict[str, Any],
+    *,
+    at: datetime | None = None,
 ) -> None:
+    """One entry of the record's timeline: what changed (old -> new), who, when."""
     session.add(
         RecordHistory(
             record_id=record.id,
             version_no=record.version_no,
             action=action,
             changed_by=actor_id,
-            changed_at=utcnow(),
+            changed_at=at or utcnow(),
             changes=changes,
         )
     )
@@ -147,11 +155,11 @@ def delete_record(session: Session, record: Record, *, actor_id: int | None) -> 
     """Soft delete: hidden everywhere, kept with its history, restorable."""
     record.deleted_at = utcnow()
     session.flush()
-    _history(session, record, "delete", actor_id, {})
+    add_history(session, record, "delete", actor_id, {})
 
 
 def restore_record(session: Session, record: Record, *, actor_id: int | None) -> None:
     """Undo a soft delete."""
     record.deleted_at = None
     session.flush()
-    _history(session, record, "restore", actor_id, {})
+    add_history(session, record, "restore", actor_id, {})
