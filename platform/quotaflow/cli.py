@@ -43,9 +43,11 @@ def main() -> None:
 def _register() -> None:
     from quotaflow.dbcli import db_group, demo_command, serve_command
     from quotaflow.expressions.cli import expr_group
+    from quotaflow.kpis.cli import kpi_group
     from quotaflow.org.cli import org_group, user_group
     from quotaflow.packs.cli import pack_group
     from quotaflow.pipelines.cli import pipeline_group
+    from quotaflow.targets.cli import target_group
 
     for command in (
         pack_group,
@@ -56,6 +58,8 @@ def _register() -> None:
         user_group,  # org/cli.py
         org_group,  # org/cli.py
         pipeline_group,  # pipelines/cli.py
+        kpi_group,  # kpis/cli.py
+        target_group,  # targets/cli.py
     ):
         main.add_command(command)
 

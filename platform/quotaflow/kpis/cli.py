@@ -1,0 +1,188 @@
+"""`quotaflow kpi show`: a KPI for a period per rep, team or company, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from quotaflow import db
+from quotaflow.config import settings_from_env
+from quotaflow.errors import QuotaflowError
+from quotaflow.kpis.engine import BY_CHOICES, KpiEngine
+from quotaflow.kpis.periods import Period, parse_period, period_containing
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import label_text
+from quotaflow.packs.services import active_pack, installed_packs
+
+FORMATS = ("table", "json", "csv")
+
+
+def pick_pack(session: Session, pack_id: str | None) -> CompiledPack:
+    """The pack asked for, or the only installed one."""
+    if not pack_id:
+        packs = installed_packs(session)
+        if len(packs) != 1:
+            raise QuotaflowError(
+                "say which pack with --pack "
+                f"(installed: {', '.join(p.id for p in packs) or 'none'})"
+            )
+        pack_id = packs[0].id
+    return active_pack(session, pack_id)
+
+
+def pack_today(pack: CompiledPack, today: datetime | None) -> date:
+    """--today, else today in the pack's time zone."""
+    if today is not None:
+        return today.date()
+    return datetime.now(ZoneInfo(pack.pack.timezone)).date()
+
+
+def pick_period(pack: CompiledPack, text: str | None, today: date) -> Period:
+    if text:
+        return parse_period(text, pack.pack.fiscal_year_start)
+    return period_containing(today, "quarter")
+
+
+def plain(value: Any) -> Any:
+    """A value for JSON: Decimal as text (exact), blank as null."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def shown(value: Any, unit: str = "number") -> str:
+    """A value for a table: money with separators, percentages, blank as an em dash."""
+    if value is None:
+        return "—"
+    if unit == "percent":
+        return f"{Decimal(str(value)) * 100:.1f} %"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def emit(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str,
+    units: Sequence[str] | None = None,
+    right: Sequence[bool] | None = None,
+) -> None:
+    """Print rows as a rich table, JSON (a list of objects) or CSV."""
+    if fmt == "json":
+        out = [dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else plain(v) for v in row])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="right" if right and right[i] else "left")
+    for row in rows:
+        table.add_row(
+            *(
+                shown(v, units[i] if units else "number") if not isinstance(v, str) else v
+                for i, v in enumerate(row)
+            )
+        )
+    Console(width=160).print(table)
+
+
+@click.group("kpi")
+def kpi_group() -> None:
+    """KPI figures per rep, team or company."""
+
+
+@kpi_group.command("show")
+@click.argument("kpi_id")
+@click.option(
+    "--period",
+    "period_text",
+    help="2025-Q3, 2025-07, 2025-W14, 2025, FY2026, 2025-H1, "
+    "2025-01-10..2025-02-20 (default: this quarter).",
+)
+@click.option("--by", type=click.Choice(BY_CHOICES), default="rep", show_default=True)
+@click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
+def show_command(
+    kpi_id: str,
+    period_text: str | None,
+    by: str,
+    pack_id: str | None,
+    fmt: str,
+    today: datetime | None,
+) -> None:
+    """Show KPI_ID for a period, one row per rep, team (with its sub-teams) or the company."""
+    sessions = db.open_sessions(settings_from_env().database_url)
+    with sessions() as session:
+        pack = pick_pack(session, pack_id)
+        day = pack_today(pack, today)
+        period = pick_period(pack, period_text, day)
+        engine = KpiEngine(session, pack, today=day)
+        kpi = engine.kpi(kpi_id)
+        figures = engine.figures(kpi.id, period, by)  # type: ignore[arg-type]
+        names = engine.scope_names(by, figures.values)  # type: ignore[arg-type]
+        depths = engine.team_depths() if by == "team" else {}
+        rows = []
+        for key, value in figures.values.items():
+            ident, name = names.get(key, (str(key), str(key)))
+            if fmt == "table" and by == "team" and key is not None:
+                name = "  " * depths.get(key, 0) + name
+            rows.append((ident, name, value))
+        if by == "team":
+            order = {tid: i for i, tid in enumerate(_tree_order(engine))}
+            keyed = dict(zip(figures.values, rows, strict=True))
+            rows = [keyed[k] for k in sorted(keyed, key=lambda k: order.get(k or 0, 1 << 30))]
+        elif by == "rep":
+            rows.sort(key=lambda r: r[0])
+        label = label_text(kpi.label, pack.pack.locale, kpi.id)
+        emit(
+            f"{label} ({kpi.id}) — {period.label} ({period.start} to {period.end}), by {by}",
+            [by if by != "company" else "scope", "name", kpi.id],
+            rows,
+            fmt,
+            units=["text", "text", kpi.unit],
+            right=[False, False, True],
+        )
+
+
+def _tree_order(engine: KpiEngine) -> list[int]:
+    """Team ids depth first, children by key (so a table reads as the org tree)."""
+    teams = engine.org.teams
+    children: dict[int | None, list[int]] = {}
+    for tid, (_key, _name, parent) in sorted(teams.items(), key=lambda t: t[1][0]):
+        children.setdefault(parent, []).append(tid)
+    out: list[int] = []
+    todo = list(reversed(children.get(None, [])))
+    while todo:
+        tid = todo.pop()
+        if tid in out:
+            continue
+        out.append(tid)
+        todo.extend(reversed(children.get(tid, [])))
+    return out

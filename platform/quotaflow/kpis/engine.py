@@ -1,0 +1,590 @@
+"""The KPI engine: aggregate KPIs as one GROUP BY query each, formula KPIs on top.
+
+An aggregate KPI (`count`, `sum`, `avg`, `min`, `max`, `count_distinct` of a field of a
+form, with a `where` filter and a date field) runs in the database: one query per
+(KPI, period, grouping), grouped by
+
+- **rep**: the record's owner;
+- **team**: the team of the owner's membership valid on the record's date (a rep who moves
+  team mid-quarter counts for the old team before the move and the new one after), rolled
+  up through the team tree (a region includes its teams; the company root includes all);
+- **company**: everything.
+
+Money is exact: the `amount` column is summed as integer cents, other money fields are
+read from the values JSON and rounded to cents per record before summing. Dates are the
+company's days: period bounds are midnight in the pack's time zone, converted to UTC
+instants for the stored date-times, and memberships (dated in local days) are converted
+the same way, in Python, so SQLite and PostgreSQL give the same answer.
+
+Formula KPIs are evaluated per scope with the pack's compiled expressions, dependencies
+first (`CompiledPack.kpi_order`), with the language's blank semantics: a win rate with no
+won and no lost deals is blank, not zero. There is no result cache: every call queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    values,
+)
+from sqlalchemy.orm import Session
+
+from quotaflow.errors import QuotaflowError
+from quotaflow.expressions import ValueType
+from quotaflow.expressions.sql import record_column_resolver
+from quotaflow.kpis.periods import Period, zone_info
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import AggregateDef, KpiDef
+from quotaflow.records.models import Record
+
+By = Literal["rep", "team", "company"]
+BY_CHOICES: tuple[By, ...] = ("rep", "team", "company")
+Value = Decimal | int | float | None
+Key = int | None  # a user id (by rep), a team id (by team), None (company)
+
+CENT = Decimal("0.01")
+DATE_COLUMNS = {
+    "record_date": ValueType.DATE,
+    "created_at": ValueType.DATETIME,
+    "closed_at": ValueType.DATETIME,
+    "updated_at": ValueType.DATETIME,
+}
+FIELD_TYPES: dict[str, ValueType] = {
+    "text": ValueType.TEXT,
+    "textarea": ValueType.TEXT,
+    "email": ValueType.TEXT,
+    "phone": ValueType.TEXT,
+    "choice": ValueType.TEXT,
+    "user": ValueType.TEXT,
+    "reference": ValueType.NUMBER,
+    "number": ValueType.NUMBER,
+    "rating": ValueType.NUMBER,
+    "computed": ValueType.NUMBER,
+    "money": ValueType.MONEY,
+    "percent": ValueType.PERCENT,
+    "date": ValueType.DATE,
+    "datetime": ValueType.DATETIME,
+    "bool": ValueType.BOOL,
+    "multichoice": ValueType.LIST,
+}
+NUMERIC = {ValueType.NUMBER, ValueType.MONEY, ValueType.PERCENT}
+OPEN_DAY = date(9999, 12, 31)
+OPEN_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class KpiError(QuotaflowError):
+    """A KPI that does not exist or cannot be computed as asked."""
+
+
+def money(cents: int | None) -> Decimal | None:
+    """Integer cents as an exact Decimal amount."""
+    return None if cents is None else Decimal(int(cents)).scaleb(-2)
+
+
+def round_money(value: Any) -> Any:
+    """A money result rounded half up to the cent (blank stays blank)."""
+    if value is None:
+        return None
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _number(value: Any) -> Value:
+    """A float from the database as a tidy number: integral -> int, else Decimal."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    value = float(value)
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return Decimal(repr(round(value, 9)))
+
+
+def form_field_types(pack: CompiledPack, form_id: str) -> dict[str, ValueType]:
+    form = pack.forms[form_id]
+    return {f.id: FIELD_TYPES.get(f.type, ValueType.ANY) for f in form.fields}
+
+
+# --- attribution to teams ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSnapshot:
+    """Teams with their ancestors, and memberships: what attribution to teams needs."""
+
+    teams: Mapping[int, tuple[str, str, int | None]]  # id -> (key, name, parent_id)
+    ancestors: Mapping[int, tuple[int, ...]]  # id -> itself and every team above it
+    memberships: tuple[tuple[int, int, str, date, date | None], ...]  # user, team, role, from, to
+
+    @classmethod
+    def load(cls, session: Session) -> OrgSnapshot:
+        teams = {
+            tid: (key, name, parent)
+            for tid, key, name, parent in session.execute(
+                select(Team.id, Team.key, Team.name, Team.parent_id)
+            )
+        }
+        ancestors: dict[int, tuple[int, ...]] = {}
+        for tid in teams:
+            chain: list[int] = []
+            current: int | None = tid
+            while current is not None and current not in chain:  # a cycle still ends
+                chain.append(current)
+                current = teams[current][2] if current in teams else None
+            ancestors[tid] = tuple(chain)
+        rows = session.execute(
+            select(
+                Membership.user_id,
+                Membership.team_id,
+                Membership.role,
+                Membership.valid_from,
+                Membership.valid_to,
+            ).order_by(Membership.user_id, Membership.valid_from)
+        )
+        return cls(teams, ancestors, tuple((u, t, r, f, to) for u, t, r, f, to in rows))
+
+    def intervals(self, period: Period) -> dict[tuple[int, int], list[tuple[date, date]]]:
+        """(user, team or ancestor) -> disjoint [from, to) day ranges overlapping the period.
+
+        Overlapping memberships under one ancestor are merged, so a region never counts a
+        record twice when its rep belongs to two of its teams at once.
+        """
+        raw: dict[tuple[int, int], list[tuple[date, date]]] = {}
+        for user_id, team_id, _role, start, end in self.memberships:
+            stop = end or OPEN_DAY
+            if start > period.end or stop <= period.start or stop <= start:
+                continue
+            for team in self.ancestors.get(team_id, (team_id,)):
+                raw.setdefault((user_id, team), []).append((start, stop))
+        merged: dict[tuple[int, int], list[tuple[date, date]]] = {}
+        for key, spans in raw.items():
+            spans.sort()
+            out = [spans[0]]
+            for start, stop in spans[1:]:
+                if start <= out[-1][1]:
+                    out[-1] = (out[-1][0], max(out[-1][1], stop))
+                else:
+                    out.append((start, stop))
+            merged[key] = out
+        return merged
+
+    def members_on(self, period: Period, roles: Collection[str] | None = None) -> set[int]:
+        """Users with a membership overlapping the period (of these roles, when given)."""
+        return {
+            user_id
+            for user_id, _team, role, start, end in self.memberships
+            if start <= period.end
+            and (end is None or end > period.start)
+            and (roles is None or role in roles)
+        }
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KpiFigures:
+    """One KPI for one period and grouping: scope key -> value."""
+
+    kpi: KpiDef
+    period: Period
+    by: By
+    values: Mapping[Key, Value]
+
+
+class KpiEngine:
+    """Computes KPIs of one pack on one session (no state kept between calls but the org)."""
+
+    def __init__(self, session: Session, pack: CompiledPack, *, today: date | None = None):
+        self.session = session
+        self.pack = pack
+        self.today = today
+        self.tz = zone_info(pack.pack.timezone)
+        self._org: OrgSnapshot | None = None
+
+    @property
+    def org(self) -> OrgSnapshot:
+        if self._org is None:
+            self._org = OrgSnapshot.load(self.session)
+        return self._org
+
+    def kpi(self, kpi_id: str) -> KpiDef:
+        try:
+            return self.pack.kpis[kpi_id]
+        except KeyError:
+            known = ", ".join(sorted(self.pack.kpis)) or "none"
+            raise KpiError(f"no KPI '{kpi_id}' in pack {self.pack.id} (KPIs: {known})") from None
+
+    # --- public API -------------------------------------------------------------------------
+
+    def figures(self, kpi_id: str, period: Period, by: By) -> KpiFigures:
+        """The KPI for every scope of the grouping that has a value or a member."""
+        return self.compute([kpi_id], period, by)[kpi_id]
+
+    def compute(self, kpi_ids: Iterable[str], period: Period, by: By) -> dict[str, KpiFigures]:
+        """Several KPIs at once (formulas share their inputs' queries)."""
+        if by not in BY_CHOICES:
+            raise KpiError(f"cannot group by '{by}': use {', '.join(BY_CHOICES)}")
+        wanted = [self.kpi(k).id for k in kpi_ids]
+        needed = self._closure(wanted)
+        results: dict[str, dict[Key, Value]] = {}
+        for kpi_id in needed:
+            kpi = self.pack.kpis[kpi_id]
+            if kpi.aggregate is not None:
+                results[kpi_id] = self.aggregate(kpi, period, by)
+        keys = self._scope_keys(period, by, results.values())
+        for kpi_id in results:
+            kpi = self.pack.kpis[kpi_id]
+            assert kpi.aggregate is not None
+            empty = _empty_value(kpi.aggregate, form_field_types(self.pack, kpi.aggregate.form))
+            results[kpi_id] = {k: results[kpi_id].get(k, empty) for k in keys}
+        for kpi_id in self.pack.kpi_order:
+            if kpi_id not in needed:
+                continue
+            kpi = self.pack.kpis[kpi_id]
+            expression = self.pack.expression("kpi", kpi_id, "formula")
+            out: dict[Key, Value] = {}
+            for key in keys:
+                inputs = {
+                    name: _formula_input(results[name][key])
+                    for name in expression.names
+                    if name in results
+                }
+                value = expression.evaluate(inputs, today=self.today)
+                out[key] = round_money(value) if kpi.unit == "money" else value
+            results[kpi_id] = out
+        return {k: KpiFigures(self.pack.kpis[k], period, by, results[k]) for k in wanted}
+
+    def aggregate(self, kpi: KpiDef, period: Period, by: By) -> dict[Key, Value]:
+        """key -> value for the scopes that have records (one GROUP BY query)."""
+        if kpi.aggregate is None:
+            raise KpiError(f"KPI '{kpi.id}' is a formula, not an aggregate")
+        if by == "team" and kpi.aggregate.op != "count_distinct":
+            return self._by_team_buckets(kpi, period)
+        query, finish = self.aggregate_query(kpi, period, by)
+        if query is None:
+            return {}
+        if by == "company":
+            return {None: finish(self.session.execute(query).one())}
+        return {row[0]: finish(row[1:]) for row in self.session.execute(query)}
+
+    # --- SQL ----------------------------------------------------------------------------------
+
+    def _parts(self, kpi: KpiDef, period: Period) -> tuple[Any, bool, list[Any], list[Any], Any]:
+        """The date column, whether it is an instant, the WHERE, the measures, the finisher."""
+        agg = kpi.aggregate
+        assert agg is not None
+        fields = form_field_types(self.pack, agg.form)
+        resolve = record_column_resolver(fields)
+        day = resolve(agg.date)
+        day_type = DATE_COLUMNS.get(agg.date) or fields.get(agg.date, ValueType.DATE)
+        is_instant = day_type == ValueType.DATETIME
+        measures, finish = self._measures(agg, fields, resolve)
+        conditions: list[ColumnElement[bool]] = [
+            Record.pack_id == self.pack.id,
+            Record.form_id == agg.form,
+            Record.deleted_at.is_(None),
+        ]
+        if is_instant:
+            start, stop = period.utc_bounds(self.tz)
+            conditions += [day >= start, day < stop]
+        else:
+            conditions += [day >= period.start, day <= period.end]
+        if agg.where:
+            where = self.pack.expression("kpi", kpi.id, "aggregate", "where")
+            conditions.append(where.to_sql(resolve, today=self.today))
+        return day, is_instant, conditions, measures, finish
+
+    def aggregate_query(
+        self, kpi: KpiDef, period: Period, by: By
+    ) -> tuple[Select[Any] | None, Any]:
+        """The SELECT ([key,] measures...) and the function turning the measures into the value.
+
+        By team this is the join with the attribution table; `aggregate` prefers the
+        faster bucketed query (see `_by_team_buckets`) for every op but count_distinct.
+        """
+        day, is_instant, conditions, measures, finish = self._parts(kpi, period)
+        if by == "company":
+            return select(*measures).where(*conditions), finish
+        if by == "rep":
+            query = select(Record.owner_id, *measures).where(*conditions).group_by(Record.owner_id)
+            return query, finish
+        attribution = self._attribution(period, is_instant)
+        if attribution is None:
+            return None, None
+        query = (
+            select(attribution.c.team_id, *measures)
+            .select_from(Record)
+            .join(
+                attribution,
+                and_(
+                    attribution.c.user_id == Record.owner_id,
+                    day >= attribution.c.valid_from,
+                    day < attribution.c.valid_to,
+                ),
+            )
+            .where(*conditions)
+            .group_by(attribution.c.team_id)
+        )
+        return query, finish
+
+    def _by_team_buckets(self, kpi: KpiDef, period: Period) -> dict[Key, Value]:
+        """By team in two steps: GROUP BY (owner, slice of the period between membership
+        changes) in SQL, then each slice's partial figures added to the owner's teams then.
+
+        Memberships are constant within a slice, so this equals the join, and it reads
+        the records once (a join with the attribution table scans them once per row of it).
+        """
+        agg = kpi.aggregate
+        assert agg is not None
+        day, is_instant, conditions, measures, finish = self._parts(kpi, period)
+        spans = self.org.intervals(period)
+        if not spans:
+            return {}
+        cuts = sorted(
+            {
+                d
+                for ranges in spans.values()
+                for r in ranges
+                for d in r
+                if period.start < d <= period.end
+            }
+        )
+        if cuts:
+            bounds = [self._instant(d) if is_instant else d for d in cuts]
+            bucket: ColumnElement[Any] = case(
+                *((day < b, i) for i, b in enumerate(bounds)), else_=len(bounds)
+            )
+        else:
+            bucket = literal(0)
+        query = (
+            select(Record.owner_id, bucket.label("qf_bucket"), *measures)
+            .where(*conditions)
+            .group_by(Record.owner_id, literal_column("qf_bucket"))
+        )
+        firsts = [period.start, *cuts]
+        combine = _COMBINE[agg.op]
+        partial: dict[int, list[Any]] = {}
+        for owner, index, *values_ in self.session.execute(query):
+            first = firsts[int(index)]
+            for (user_id, team_id), ranges in spans.items():
+                if user_id != owner or not any(a <= first < b for a, b in ranges):
+                    continue
+                if team_id not in partial:
+                    partial[team_id] = list(values_)
+                else:
+                    partial[team_id] = [
+                        c(x, y) for c, x, y in zip(combine, partial[team_id], values_, strict=True)
+                    ]
+        return {team: finish(values_) for team, values_ in partial.items()}
+
+    def _measures(
+        self, agg: AggregateDef, fields: Mapping[str, ValueType], resolve: Any
+    ) -> tuple[list[ColumnElement[Any]], Any]:
+        op, name = agg.op, agg.field
+        if name is None:
+            if op != "count":
+                raise KpiError(f"'{op}' needs a field")
+            return [func.count()], lambda r: int(r[0] or 0)
+        vt = fields.get(name, ValueType.ANY)
+        cents: ColumnElement[Any] | None = None
+        if name == "amount" and vt == ValueType.MONEY:
+            cents = Record.amount_cents  # type: ignore[assignment]
+        elif vt == ValueType.MONEY:
+            cents = cast(func.round(Record.values[name].as_float() * 100), BigInteger)
+        if op == "count":
+            target = cents if cents is not None else _plain(name, vt, resolve)
+            return [func.count(target)], lambda r: int(r[0] or 0)
+        if op == "count_distinct":
+            target = cents if cents is not None else _plain(name, vt, resolve)
+            return [func.count(target.distinct())], lambda r: int(r[0] or 0)
+        if cents is not None:
+            if op == "sum":
+                return [func.sum(cents)], lambda r: money(r[0]) or Decimal("0.00")
+            if op == "avg":
+
+                def average(r: Any) -> Value:
+                    if not r[1]:
+                        return None
+                    return (Decimal(int(r[0])) / Decimal(int(r[1])) * CENT).quantize(
+                        CENT, rounding=ROUND_HALF_UP
+                    )
+
+                return [func.sum(cents), func.count(cents)], average
+            fn = func.min if op == "min" else func.max
+            return [fn(cents)], lambda r: money(r[0])
+        value = Record.values[name].as_float()
+        if op == "sum":
+            return [func.sum(value)], lambda r: _number(r[0]) or 0
+        if op == "avg":
+            return [
+                func.sum(value),
+                func.count(value),
+            ], lambda r: _number(float(r[0]) / r[1]) if r[1] else None
+        fn = func.min if op == "min" else func.max
+        return [fn(value)], lambda r: _number(r[0])
+
+    def _attribution(self, period: Period, instants: bool) -> Any:
+        """A VALUES CTE (user_id, team_id, valid_from, valid_to): who counts for which team when.
+
+        Built in Python from the memberships (few rows), with days turned into UTC instants
+        at local midnight when the KPI's date is a date-time.
+        """
+        spans = self.org.intervals(period)
+        if not spans:
+            return None
+        rows: list[tuple[int, int, Any, Any]] = []
+        for (user_id, team_id), ranges in sorted(spans.items()):
+            for start, stop in ranges:
+                if instants:
+                    rows.append((user_id, team_id, self._instant(start), self._instant(stop)))
+                else:
+                    rows.append((user_id, team_id, start, stop))
+        kind: Any = DateTime(timezone=True) if instants else Date()
+        table = values(
+            column("user_id", Integer),
+            column("team_id", Integer),
+            column("valid_from", kind),
+            column("valid_to", kind),
+            name="qf_attribution",
+        ).data(rows)
+        return table.cte("qf_attribution")
+
+    def _instant(self, day: date) -> datetime:
+        if day >= OPEN_DAY:
+            return OPEN_INSTANT
+        return datetime.combine(day, time(), tzinfo=self.tz).astimezone(UTC)
+
+    # --- scopes -------------------------------------------------------------------------------
+
+    def _closure(self, kpi_ids: Iterable[str]) -> list[str]:
+        """The KPIs and every KPI their formulas use."""
+        out: list[str] = []
+        todo = list(kpi_ids)
+        while todo:
+            kpi_id = todo.pop()
+            if kpi_id in out:
+                continue
+            out.append(kpi_id)
+            kpi = self.kpi(kpi_id)
+            if kpi.formula is not None:
+                expression = self.pack.expression("kpi", kpi_id, "formula")
+                todo.extend(n for n in expression.names if n in self.pack.kpis)
+        return out
+
+    def rep_roles(self) -> set[str]:
+        capabilities = dict(DEFAULT_ROLE_CAPABILITIES)
+        capabilities.update({r.id: r.capability for r in self.pack.pack.roles})
+        return {role for role, cap in capabilities.items() if cap == "rep"}
+
+    def _scope_keys(
+        self, period: Period, by: By, results: Iterable[Mapping[Key, Value]]
+    ) -> list[Key]:
+        if by == "company":
+            return [None]
+        keys: set[int] = set()
+        for values_ in results:
+            keys.update(k for k in values_ if k is not None)
+        if by == "rep":
+            keys |= self.org.members_on(period, self.rep_roles())
+        else:
+            for _user, team in self.org.intervals(period):
+                keys.add(team)
+        out: list[Key] = [*sorted(keys)]
+        return out
+
+    # --- names for people ---------------------------------------------------------------------
+
+    def scope_names(self, by: By, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
+        """key -> (id text, display name): username / team key, display name / team name."""
+        keys = list(keys)
+        if by == "company":
+            roots = [t for t in self.org.teams.values() if t[2] is None]
+            name = roots[0][1] if len(roots) == 1 else "Company"
+            return {None: ("company", name)}
+        if by == "team":
+            teams = self.org.teams
+            return {k: teams[k][:2] for k in keys if k is not None and k in teams}
+        users = self.session.execute(
+            select(User.id, User.username, User.display_name).where(
+                User.id.in_([k for k in keys if k is not None])
+            )
+        )
+        return {uid: (username, display) for uid, username, display in users}
+
+    def team_depths(self) -> dict[int, int]:
+        """team id -> depth in the tree (the company root is 0)."""
+        return {tid: len(chain) - 1 for tid, chain in self.org.ancestors.items()}
+
+
+def _add(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else a + b
+
+
+def _min(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
+# how partial measures of one op combine (avg keeps a sum and a count)
+_COMBINE: dict[str, tuple[Any, ...]] = {
+    "count": (_add,),
+    "sum": (_add,),
+    "avg": (_add, _add),
+    "min": (_min,),
+    "max": (_max,),
+}
+
+
+def _formula_input(value: Value) -> Value:
+    """A zero amount passed as the integer 0.
+
+    Works around the expression runtime raising on Decimal 0/0 (decimal's DivisionUndefined
+    surfaces as InvalidOperation, which it does not map to blank); 0 and 0.00 are equal.
+    """
+    if isinstance(value, Decimal) and value == 0:
+        return 0
+    return value
+
+
+def _plain(name: str, vt: ValueType, resolve: Any) -> ColumnElement[Any]:
+    """A field's value for count / count_distinct: numbers as numbers, the rest as text."""
+    if vt in NUMERIC:
+        return Record.values[name].as_float()
+    if vt in (ValueType.DATE, ValueType.DATETIME, ValueType.TEXT, ValueType.BOOL):
+        column_: ColumnElement[Any] = resolve(name)
+        return column_
+    return Record.values[name].as_string()
+
+
+def _empty_value(agg: AggregateDef, fields: Mapping[str, ValueType]) -> Value:
+    """The value of a scope with no records: 0 for counts and sums, blank otherwise."""
+    if agg.op in ("count", "count_distinct"):
+        return 0
+    if agg.op == "sum":
+        return Decimal("0.00") if fields.get(agg.field or "") == ValueType.MONEY else 0
+    return None

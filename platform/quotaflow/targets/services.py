@@ -1,0 +1,198 @@
+"""A target plan applied to the org: the tree, history from the KPI engine, tiers and phases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from quotaflow.kpis.engine import KpiEngine
+from quotaflow.kpis.periods import Period, PeriodError, parse_period
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import SplitDef, TargetPlanDef
+from quotaflow.targets.decompose import (
+    Allocation,
+    LevelRule,
+    Method,
+    OrgNode,
+    TargetError,
+    decompose,
+    phase,
+    phase_weights,
+    scale,
+    tier_totals,
+)
+
+
+@dataclass
+class TargetBreakdown:
+    """A plan decomposed: per tier, the allocation tree (phased when the plan says how)."""
+
+    plan: TargetPlanDef
+    period: Period
+    on: date
+    tiers: dict[str, Allocation]
+    sub_periods: list[Period]
+
+    @property
+    def main_tier(self) -> str:
+        return "ideal" if "ideal" in self.tiers else next(iter(self.tiers))
+
+    def target_for(self, key: str, tier: str | None = None) -> Decimal | None:
+        found = self.tiers[tier or self.main_tier].find(key)
+        return None if found is None else found.amount
+
+
+def plan_of(pack: CompiledPack, plan_id: str) -> TargetPlanDef:
+    try:
+        return pack.target_plans[plan_id]
+    except KeyError:
+        known = ", ".join(sorted(pack.target_plans)) or "none"
+        raise TargetError(
+            f"no target plan '{plan_id}' in pack {pack.id} (plans: {known})"
+        ) from None
+
+
+def org_tree(engine: KpiEngine, levels: Sequence[str], on: date) -> OrgNode:
+    """company -> (regions) -> (teams) -> (reps) as the split levels ask, on a day."""
+    org = engine.org
+    roots = [tid for tid, (_k, _n, parent) in org.teams.items() if parent is None]
+    company_name = org.teams[roots[0]][1] if len(roots) == 1 else "Company"
+    root = OrgNode("company", "company", company_name, roots[0] if len(roots) == 1 else None)
+    rep_roles = engine.rep_roles()
+    members: dict[int, list[int]] = {}  # team -> users with a rep role there on `on`
+    for user_id, team_id, role, start, end in org.memberships:
+        if role in rep_roles and start <= on and (end is None or end > on):
+            members.setdefault(team_id, []).append(user_id)
+    users = engine.scope_names("rep", {u for us in members.values() for u in us})
+    children_of: dict[int | None, list[int]] = {}
+    for tid, (_key, _name, parent) in sorted(org.teams.items(), key=lambda t: t[1][0]):
+        children_of.setdefault(parent, []).append(tid)
+
+    def below(tid: int) -> list[int]:
+        out, todo = [], list(children_of.get(tid, []))
+        while todo:
+            current = todo.pop(0)
+            if current not in out:
+                out.append(current)
+                todo.extend(children_of.get(current, []))
+        return out
+
+    def team_node(tid: int, kind: str) -> OrgNode:
+        key, name, _parent = org.teams[tid]
+        return OrgNode(key, kind, name, tid)  # type: ignore[arg-type]
+
+    def reps_under(team_ids: list[int]) -> list[OrgNode]:
+        seen: list[int] = []
+        for tid in team_ids:
+            seen.extend(
+                u for u in sorted(members.get(tid, []), key=lambda u: users[u][0]) if u not in seen
+            )
+        return [OrgNode(users[u][0], "rep", users[u][1], u) for u in seen]
+
+    def fill(node: OrgNode, scope: list[int], remaining: list[str]) -> None:
+        if not remaining:
+            return
+        level, rest = remaining[0], remaining[1:]
+        if level == "region":
+            kids = [team_node(t, "region") for t in children_of.get(node.id, [])]
+            for kid in kids:
+                assert kid.id is not None
+                fill(kid, [kid.id, *below(kid.id)], rest)
+        elif level == "team":
+            kids = [team_node(t, "team") for t in scope if members.get(t)]
+            for kid in kids:
+                assert kid.id is not None
+                fill(kid, [kid.id], rest)
+        else:
+            kids = reps_under(scope)
+        node.children = kids
+
+    scope = [root.id, *below(root.id)] if root.id is not None else list(org.teams)
+    fill(root, [t for t in scope if t is not None], list(levels))
+    return root
+
+
+def _rule(
+    engine: KpiEngine, plan: TargetPlanDef, index: int, split: SplitDef, period: Period, level: str
+) -> LevelRule:
+    method: Method = split.method
+    base: Method = "equal"
+    if method == "manual":
+        if split.weight:
+            base = "formula"
+        elif split.potential:
+            base = "potential"
+        elif split.basis_kpi or split.basis_period:
+            base = "history"
+    needs_history = "history" in (method, base) or "formula" in (method, base)
+    history: dict[str, Decimal | int | float | None] = {}
+    if needs_history:
+        basis_kpi = split.basis_kpi or plan.kpi
+        basis = (
+            parse_period(split.basis_period, engine.pack.pack.fiscal_year_start)
+            if split.basis_period
+            else period.previous()
+        )
+        by = "rep" if level == "rep" else "team"
+        figures = engine.figures(basis_kpi, basis, by)  # type: ignore[arg-type]
+        names = engine.scope_names(by, figures.values)  # type: ignore[arg-type]
+        history = {names[k][0]: v for k, v in figures.values.items() if k in names}
+    weight = (
+        engine.pack.expression("target_plan", plan.id, "split", index, "weight")
+        if split.weight
+        else None
+    )
+    return LevelRule(
+        method,
+        history=history,
+        potential=dict(split.potential or {}),
+        manual=dict(split.manual or {}),
+        weight=weight,
+        base=base,
+    )
+
+
+def breakdown(
+    session: Session,
+    pack: CompiledPack,
+    plan_id: str,
+    *,
+    on: date | None = None,
+    today: date | None = None,
+) -> TargetBreakdown:
+    """The plan decomposed on the org as it is on `on` (default: the period's first day, or
+    today when today is inside the period), with every tier and phases."""
+    plan = plan_of(pack, plan_id)
+    try:
+        period = parse_period(plan.period, pack.pack.fiscal_year_start)
+    except PeriodError as exc:
+        raise TargetError(f"target plan '{plan.id}': {exc}") from None
+    engine = KpiEngine(session, pack, today=today)
+    if on is None:
+        on = today if today is not None and period.contains(today) else period.start
+    levels = [s.level for s in plan.split]
+    tree = org_tree(engine, levels, on)
+    rules = [_rule(engine, plan, i, s, period, s.level) for i, s in enumerate(plan.split)]
+    ideal = decompose(plan.total, tree, rules)
+    tiers_def = plan.tiers or {"ideal": 1.0}
+    totals = tier_totals(plan.total, tiers_def)
+    tiers = {
+        name: ideal if total == ideal.amount else scale(ideal, total)
+        for name, total in totals.items()
+    }
+    parts: list[Period] = []
+    if plan.phasing is not None:
+        parts = period.sub_periods(plan.phasing.by)
+        history = None
+        if plan.phasing.weights == "history":
+            history = [
+                engine.figures(plan.kpi, p.last_year(), "company").values[None] for p in parts
+            ]
+        weights = phase_weights(parts, plan.phasing.weights, history)
+        for name in tiers:
+            tiers[name] = phase(tiers[name], weights)
+    return TargetBreakdown(plan, period, on, tiers, parts)
