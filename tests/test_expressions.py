@@ -124,6 +124,9 @@ def test_today_is_injectable_by_argument_and_contextvar() -> None:
         ("a / b", {"a": 1, "b": 0}, None),
         ("a // b", {"a": 1, "b": 0}, None),
         ("a % b", {"a": 1, "b": 0}, None),
+        ("a / b", {"a": Decimal("0.00"), "b": 0}, None),  # Decimal 0/0 is "undefined": still blank
+        ("a // b", {"a": Decimal("0"), "b": Decimal("0")}, None),
+        ("a % b", {"a": Decimal("0"), "b": 0}, None),
         ("a / b", {"a": 1, "b": 4}, 0.25),
         ("a ** 2", {"a": 3}, 9),
         ("0 ** -1 == None", {}, True),

@@ -139,6 +139,10 @@ def _numeric(symbol: str, a: Any, b: Any, fn: Callable[[Any, Any], Any]) -> Any:
         return None
     except decimal.DivisionByZero:
         return None
+    except decimal.InvalidOperation:
+        if y == 0:  # Decimal 0 / 0 is "undefined", not "division by zero": still blank
+            return None
+        raise ExpressionError(f"can't calculate '{symbol}' with these numbers") from None
     except (OverflowError, decimal.Overflow):
         raise ExpressionError("number too large (the limit is 1e300)") from None
     except (ArithmeticError, ValueError, TypeError):
