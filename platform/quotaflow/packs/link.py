@@ -85,7 +85,6 @@ PACE_NAMES = {
 }
 RECORD_ALERT_NAMES = {n: T.NUMBER for n in ("days_since_update", "days_in_stage", "age_days")}
 MESSAGE_EXTRA_NAMES = ("rep", "team", "owner", "title", "kpi", "record")
-PERIODS_PER_YEAR = {"quarter": 4, "month": 12, "week": 52}
 
 
 class Linker:
@@ -406,20 +405,24 @@ class Linker:
             self.check_phasing(plan)
 
     def check_phasing(self, plan: TargetPlanDef) -> None:
+        from quotaflow.kpis.periods import PeriodError, parse_period
+
         assert plan.phasing is not None and not isinstance(plan.phasing.weights, str)
         weights = plan.phasing.weights
-        years = {"Q": 0.25, "H": 0.5}.get(plan.period[5:6], 1.0) if "-" in plan.period else 1.0
-        if "-" in plan.period and plan.period[5:6].isdigit():
-            years = 1 / 12
-        expected = PERIODS_PER_YEAR[plan.phasing.by] * years
-        if expected != int(expected) or expected < 1:
+        packs = list(self.defs.get("pack", {}).values())
+        start_month = packs[0].fiscal_year_start if packs else 1
+        try:
+            parts = parse_period(plan.period, start_month).sub_periods(plan.phasing.by)
+        except PeriodError as exc:
             self.problem(
-                ("phasing", "by"), f"a {plan.period} target cannot be phased by {plan.phasing.by}"
+                ("phasing", "by"),
+                f"a {plan.period} target cannot be phased by {plan.phasing.by}: {exc}",
             )
-        elif len(weights) != int(expected):
+            return
+        if len(weights) != len(parts):
             self.problem(
                 ("phasing", "weights"),
-                f"{plan.period} has {int(expected)} {plan.phasing.by}s; got {len(weights)} weights",
+                f"{plan.period} has {len(parts)} {plan.phasing.by}s; got {len(weights)} weights",
             )
         if any(w < 0 for w in weights) or not sum(weights) > 0:
             self.problem(("phasing", "weights"), "weights must be zero or more, and not all zero")
