@@ -23,6 +23,7 @@ def everyone(outcome: str) -> dict[str, str]:
 
 SIGNED_IN = {"anonymous": LOGIN, "rep": OK, "manager": OK, "admin": OK}
 ADMIN_ONLY = {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": OK}
+MANAGERS = {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": OK, "admin": OK}
 
 # Every route the app has: (endpoint, method) -> (how to call it, expected outcome per role).
 # A route missing here fails test_every_route_is_in_the_table: add it when you add a route.
@@ -78,6 +79,40 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ),
         SIGNED_IN,
     ),
+    # generated forms and records: `theirs` is a deal of another rep of the same team
+    ("records.index", "GET"): (
+        lambda ids: ("/forms/b2b_manufacturer/deal/records?sort=title&q=walk", {}),
+        SIGNED_IN,
+    ),
+    ("records.new", "GET"): (lambda ids: ("/forms/b2b_manufacturer/deal/new", {}), SIGNED_IN),
+    ("records.create", "POST"): (
+        lambda ids: (
+            "/forms/b2b_manufacturer/deal/new",
+            {"pack_version_id": str(ids["version"]), "f-customer": "Walked"},
+        ),
+        SIGNED_IN,
+    ),
+    ("records.preview", "POST"): (
+        lambda ids: (
+            "/forms/b2b_manufacturer/deal/preview",
+            {"pack_version_id": str(ids["version"]), "f-discount": "20"},
+        ),
+        SIGNED_IN,
+    ),
+    ("records.view", "GET"): (lambda ids: (f"/records/{ids['theirs']}", {}), MANAGERS),
+    ("records.edit", "GET"): (lambda ids: (f"/records/{ids['theirs']}/edit", {}), MANAGERS),
+    ("records.update", "POST"): (
+        lambda ids: (
+            f"/records/{ids['theirs']}/edit",
+            {"pack_version_id": str(ids["version"]), "version_no": "1", "f-customer": "W"},
+        ),
+        MANAGERS,
+    ),
+    ("records.delete", "POST"): (lambda ids: (f"/records/{ids['theirs']}/delete", {}), MANAGERS),
+    ("records.restore", "POST"): (
+        lambda ids: (f"/records/{ids['theirs']}/restore", {}),
+        MANAGERS,
+    ),
     # signs the person out, so it is walked last
     ("auth.logout", "POST"): (lambda ids: ("/logout", {}), SIGNED_IN),
 }
@@ -105,7 +140,27 @@ def people(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-
         "rep": make_user("li.wei", team="east", role="account_manager").id,
         "target": make_user("target", team="east", role="account_manager").id,
     }
-    return {**ids, **sample_deal(app, ids["rep"])}
+    return {**ids, **sample_deal(app, ids["rep"]), **others_deal(app, ids["target"])}
+
+
+def others_deal(app: Flask, owner_id: int) -> dict[str, int]:
+    """A deal of another rep of the team (their manager and admins may see it, the rep not)."""
+    from sqlalchemy import select
+
+    from quotaflow import db
+    from quotaflow.org.models import Membership
+    from quotaflow.packs.services import active_version
+    from quotaflow.records.services import create_record
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        version = active_version(session, "b2b_manufacturer").id
+        team_id = session.scalar(select(Membership.team_id).where(Membership.user_id == owner_id))
+        record = create_record(
+            session, pack_id="b2b_manufacturer", pack_version_id=version, form_id="deal",
+            owner_id=owner_id, team_id=team_id, values={"customer": "Theirs Ltd"},
+            actor_id=owner_id, stage="initial_contact",
+        )  # fmt: skip
+        return {"theirs": record.id, "version": version}
 
 
 def sample_deal(app: Flask, rep_id: int) -> dict[str, int]:

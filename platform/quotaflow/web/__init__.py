@@ -14,6 +14,12 @@ def init_app(app: Flask) -> None:
     from quotaflow.pipelines import views as pipeline_views
 
     app.register_blueprint(pipeline_views.bp)  # board, moves, approvals, funnel
+    from htmx_flask import Htmx
+
+    from quotaflow.records import views as record_views
+
+    Htmx(app)  # request.htmx
+    app.register_blueprint(record_views.bp)  # generated forms: list, create, view, edit
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
-from sqlalchemy import text
+from datetime import date
+from typing import Any
 
-from quotaflow.packs.services import installed_packs
+from flask import Blueprint, jsonify, render_template
+from flask_login import current_user
+from sqlalchemy import select, text
+
+from quotaflow.forms.wtf import record_title
+from quotaflow.org.models import User
+from quotaflow.org.roles import Capability, capabilities_of, main_capability
+from quotaflow.packs.services import active_pack, installed_packs
+from quotaflow.records.access import visible_records
+from quotaflow.records.models import Record
 from quotaflow.web import request_session
 
 bp = Blueprint("core", __name__)
@@ -20,5 +29,38 @@ def healthz():  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
-    """Home page: the installed packs (role-specific home pages build on this)."""
-    return render_template("home.html", packs=installed_packs(request_session()))
+    """Home per role: a rep's own recent records, a manager's team's, an admin's packs."""
+    from quotaflow.records.views import nav_items, recent_records, role_capabilities
+
+    session = request_session()
+    packs = installed_packs(session)
+    roles: dict[str, str] = {}
+    for installed in packs:
+        roles.update(role_capabilities(active_pack(session, installed.id)))
+    held = capabilities_of(session, current_user, date.today(), roles)
+    role = (main_capability(held) or Capability.REP).value
+    context: dict[str, Any] = {"packs": packs, "role": role, "forms": nav_items(session)}
+    if role != "admin":
+        base = visible_records(session, current_user, role_capabilities=roles)
+        if role == "rep":
+            base = base.where(Record.owner_id == current_user.id)
+        recent, counts = recent_records(session, base)
+        context.update(counts=counts, recent=_titled(session, recent), owners=_owners(recent))
+    return render_template("home.html", **context)
+
+
+def _titled(session: Any, records: list[Record]) -> list[tuple[Record, str, str]]:
+    from quotaflow.web.i18n import label
+
+    out = []
+    for record in records:
+        form = active_pack(session, record.pack_id).forms.get(record.form_id)
+        title = record_title(form, record) if form else f"#{record.id}"
+        out.append((record, title, label(form.label) if form else record.form_id))
+    return out
+
+
+def _owners(records: list[Record]) -> dict[int, str]:
+    ids = {r.owner_id for r in records}
+    rows = request_session().execute(select(User.id, User.display_name).where(User.id.in_(ids)))
+    return {uid: name for uid, name in rows}

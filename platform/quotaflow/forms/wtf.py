@@ -1,0 +1,313 @@
+"""Generated WTForms forms: the pack's fields as inputs, in the user's language.
+
+WTForms only renders and reads the inputs. What is refused and why comes from
+`forms.engine.validate_submission`, so no rule is written twice. Fields live in a
+`BaseForm` under the prefix "f-": a pack field called `data`, `errors` or `csrf_token`
+can never shadow the form's own API or the hidden inputs (pack ids contain no '-').
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+from wtforms import (
+    BooleanField,
+    Field,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields import SelectChoice
+from wtforms.fields.core import UnboundField
+from wtforms.form import BaseForm
+from wtforms.widgets import (
+    CheckboxInput,
+    DateInput,
+    DateTimeLocalInput,
+    EmailInput,
+    ListWidget,
+    TelInput,
+)
+
+from quotaflow.errors import QuotaflowError
+from quotaflow.forms.engine import FormState
+from quotaflow.forms.values import Raw, choice_values, to_input
+from quotaflow.org.models import Membership, User
+from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Person
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import ChoiceDef, FieldDef, FormDef, label_text
+from quotaflow.packs.models import PackVersion
+from quotaflow.packs.services import active_pack, active_version
+from quotaflow.records.access import managed_teams, visible_records
+from quotaflow.records.models import Record
+
+log = logging.getLogger(__name__)
+
+PREFIX = "f-"
+BLANK_CHOICE = ("", "—")
+MAX_REFERENCE_CHOICES = 500  # newest first; the current value is always offered too
+DECIMAL_INPUT = {"inputmode": "decimal", "autocomplete": "off"}
+
+
+# --- the cached form specification ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FormSpec:
+    """A form's unbound WTForms fields (computed fields excluded), built once per version."""
+
+    form: FormDef
+    fields: tuple[tuple[str, UnboundField], ...]
+
+
+_SPECS: dict[tuple[str, str, str], FormSpec] = {}
+
+
+def form_spec(pack: CompiledPack, form_id: str, locale: str) -> FormSpec:
+    """The form's fields, cached per (pack content hash, form, language)."""
+    key = (pack.content_hash, form_id, locale)
+    spec = _SPECS.get(key)
+    if spec is None:
+        form = pack.forms[form_id]
+        fields = tuple((f.id, _unbound(f, locale)) for f in form.fields if not is_computed(f))
+        spec = _SPECS[key] = FormSpec(form, fields)
+    return spec
+
+
+def is_computed(field: FieldDef) -> bool:
+    """True for read-only fields: a formula, or the `computed` type."""
+    return field.formula is not None or field.type == "computed"
+
+
+def choice_label(field: FieldDef, value: str, locale: str) -> str:
+    """The label of one stored choice value (the value itself when it has none)."""
+    for choice in field.choices:
+        if isinstance(choice, ChoiceDef) and choice.value == value:
+            return label_text(choice.label, locale, value)
+    return value
+
+
+def _choices(field: FieldDef, locale: str) -> list[tuple[str, str]]:
+    return [(v, choice_label(field, v, locale)) for v in choice_values(field)]
+
+
+def select_choices(options: Iterable[tuple[str, str]], *, blank: bool = True) -> list[SelectChoice]:
+    """WTForms options, led by a blank one ('—') unless `blank` is False."""
+    return [SelectChoice(v, text) for v, text in ([BLANK_CHOICE] if blank else []) + list(options)]
+
+
+def _unbound(field: FieldDef, locale: str) -> UnboundField:
+    label = label_text(field.label, locale, field.id.replace("_", " ").capitalize())
+    common: dict[str, Any] = {"label": label, "description": label_text(field.help, locale)}
+    kind = field.type
+    if kind == "textarea":
+        return TextAreaField(**common, render_kw={"rows": 4})
+    if kind in ("number", "money", "percent"):
+        return StringField(**common, render_kw=DECIMAL_INPUT)
+    if kind == "date":
+        return StringField(**common, widget=DateInput())
+    if kind == "datetime":
+        return StringField(**common, widget=DateTimeLocalInput())
+    if kind == "email":
+        return StringField(**common, widget=EmailInput())
+    if kind == "phone":
+        return StringField(**common, widget=TelInput())
+    if kind == "bool":
+        return BooleanField(**common)
+    if kind == "choice":
+        choices = select_choices(_choices(field, locale))
+        return SelectField(**common, choices=choices, validate_choice=False)
+    if kind == "multichoice":
+        return SelectMultipleField(
+            **common,
+            choices=select_choices(_choices(field, locale), blank=False),
+            validate_choice=False,
+            widget=ListWidget(prefix_label=False),
+            option_widget=CheckboxInput(),
+        )
+    if kind == "rating":
+        scale = [(str(i), str(i)) for i in range(1, (field.scale or 5) + 1)]
+        return SelectField(**common, choices=select_choices(scale), validate_choice=False)
+    if kind in ("user", "reference"):  # options depend on who edits: set per request
+        return SelectField(**common, choices=select_choices([]), validate_choice=False)
+    render_kw = {"maxlength": field.max_length} if field.max_length else None
+    return StringField(**common, render_kw=render_kw)
+
+
+# --- one form instance ---------------------------------------------------------------------
+
+
+def build_form(
+    spec: FormSpec,
+    *,
+    formdata: Any = None,
+    data: Mapping[str, Any] | None = None,
+    options: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+) -> BaseForm:
+    """A form instance: from the posted data, or from initial input `data` (by field id)."""
+    form = BaseForm(spec.fields, prefix=PREFIX)
+    for field_id, choices in (options or {}).items():
+        if field_id in form:
+            form[field_id].choices = select_choices(choices)
+    form.process(formdata, data=dict(data or {}))
+    return form
+
+
+def raw_input(form: BaseForm, definition: FormDef) -> dict[str, Raw]:
+    """What the person entered, by field id, as the engine reads it."""
+    raw: dict[str, Raw] = {}
+    for field in definition.fields:
+        if field.id not in form:
+            continue
+        data = form[field.id].data
+        if field.type == "multichoice":
+            raw[field.id] = [str(v) for v in data or []]
+        elif field.type == "bool":
+            raw[field.id] = "y" if data else ""
+        else:
+            raw[field.id] = "" if data is None else str(data)
+    return raw
+
+
+def initial_input(definition: FormDef, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed values as the inputs show them (percent as 15, dates ISO, ids as text)."""
+    data: dict[str, Any] = {}
+    for field in definition.fields:
+        value = values.get(field.id)
+        if is_computed(field):
+            continue
+        if field.type == "multichoice":
+            data[field.id] = list(value or [])
+        elif field.type == "bool":
+            data[field.id] = bool(value)
+        elif field.type == "datetime" and isinstance(value, datetime):
+            data[field.id] = value.strftime("%Y-%m-%dT%H:%M")
+        else:
+            data[field.id] = to_input(field, value)
+    return data
+
+
+def defaults(definition: FormDef) -> dict[str, Any]:
+    """A new form's starting values: each field's `default`."""
+    return {f.id: f.default for f in definition.fields if f.default is not None}
+
+
+def field_inputs(form: BaseForm) -> dict[str, Field]:
+    """The bound fields by pack field id (computed fields have none)."""
+    return {name: form[name] for name in form._fields}
+
+
+# --- choices that depend on who edits ------------------------------------------------------
+
+
+def user_options(session: Session, person: Person, today: date) -> list[tuple[str, str]]:
+    """Users the editor may pick: admins everyone active; others themselves, their teams' people
+    and the people of the teams they manage."""
+    query = select(User.id, User.display_name).where(User.is_active.is_(True))
+    if not person.is_admin:
+        query = query.where(
+            or_(User.id == person.id, User.id.in_(_team_mates(session, person.id, today)))
+        )
+    rows = session.execute(query.order_by(User.display_name, User.id))
+    return [(str(uid), name) for uid, name in rows]
+
+
+def _valid_on(column_from: Any, column_to: Any, today: date) -> Any:
+    return (column_from <= today) & or_(column_to.is_(None), column_to > today)
+
+
+def _team_mates(session: Session, user_id: int, today: date) -> Any:
+    managed = managed_teams(session, user_id)
+    teams = select(Membership.team_id).where(
+        Membership.user_id == user_id, _valid_on(Membership.valid_from, Membership.valid_to, today)
+    )
+    managed_now = select(managed.c.team_id).where(
+        _valid_on(managed.c.valid_from, managed.c.valid_to, today)
+    )
+    return select(Membership.user_id).where(
+        Membership.team_id.in_(teams.union(managed_now)),
+        _valid_on(Membership.valid_from, Membership.valid_to, today),
+    )
+
+
+def reference_options(
+    session: Session,
+    person: Person,
+    pack: CompiledPack,
+    field: FieldDef,
+    *,
+    keep: Iterable[int] = (),
+    role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
+) -> list[tuple[str, str]]:
+    """Records of the referred form the editor can see, newest first, by title."""
+    target = pack.forms.get(field.form or "")
+    if target is None:
+        return []
+    base = visible_records(session, person, role_capabilities=role_capabilities).where(
+        Record.pack_id == pack.id, Record.form_id == target.id
+    )
+    found = list(
+        session.scalars(base.order_by(Record.updated_at.desc()).limit(MAX_REFERENCE_CHOICES))
+    )
+    missing = set(keep) - {r.id for r in found}
+    if missing:
+        found += list(session.scalars(base.where(Record.id.in_(missing))))
+    return [(str(r.id), record_title(target, r)) for r in found]
+
+
+def record_title(form: FormDef, record: Record) -> str:
+    """A record's title: its title field, else '#id'."""
+    value = record.values.get(form.title_field or "") if form.title_field else None
+    return str(value) if value not in (None, "") else f"#{record.id}"
+
+
+def check_options(
+    state: FormState,
+    definition: FormDef,
+    options: Mapping[str, Sequence[tuple[str, str]]],
+    message: str,
+) -> None:
+    """Refuse a user or record the editor was not offered (it may be one they cannot see)."""
+    for field in definition.fields:
+        value = state.values.get(field.id)
+        if field.id not in options or value in (None, "") or field.id in state.errors:
+            continue
+        if str(value) not in {v for v, _label in options[field.id]}:
+            state.add_error(field.id, message)
+
+
+# --- the pack version a form was opened with -----------------------------------------------
+
+
+class VersionUnavailable(QuotaflowError):
+    """The version a form was opened with is unknown, of another pack, or no longer compiles."""
+
+
+_VERSIONS: dict[str, CompiledPack] = {}
+
+
+def compiled_version(session: Session, pack_id: str, version_id: int) -> CompiledPack:
+    """The compiled pack of one published version (the active one, or an older one)."""
+    version = session.get(PackVersion, version_id)
+    if version is None or version.pack_id != pack_id:
+        raise VersionUnavailable(f"pack {pack_id} has no version {version_id}")
+    if version.id == active_version(session, pack_id).id:
+        return active_pack(session, pack_id)
+    compiled = _VERSIONS.get(version.content_hash)
+    if compiled is None:
+        from quotaflow.packs.validate import compile_installed
+
+        try:
+            compiled = compile_installed(version.content)
+        except QuotaflowError as exc:  # written for an older engine: no longer valid
+            log.warning("pack %s version %s no longer compiles: %s", pack_id, version_id, exc)
+            raise VersionUnavailable(str(exc)) from exc
+        _VERSIONS[version.content_hash] = compiled
+    return compiled

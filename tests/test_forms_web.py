@@ -1,0 +1,419 @@
+"""Generated forms in the web app: every field type renders and is checked on the server,
+the live preview, the user's language, and pack text shown as text (never as markup)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from quotaflow import db
+from quotaflow.packs.install import install_pack
+from quotaflow.packs.models import PackVersion
+from quotaflow.packs.validate import load_pack
+from quotaflow.records.models import Record
+from tests.conftest import AuthActions
+from tests.packfiles import write_pack
+
+PACK = """\
+kind: pack
+id: acme
+name: {en: ACME, zh: 艾克米}
+version: 1.0.0
+"""
+DEAL = """\
+kind: form
+id: deal
+label: {en: Deal, zh: 商机}
+title_field: customer
+fields:
+  - {id: customer, type: text, required: true, max_length: 50, pattern: "[A-Za-z0-9 ]+"}
+  - {id: notes, type: textarea, help: {en: Anything worth knowing, zh: 备注}}
+  - {id: qty, type: number, min: 1, max: 100}
+  - {id: amount, type: money, min: 0}
+  - {id: discount, type: percent, min: 0, max: 0.5}
+  - id: approval_note
+    type: textarea
+    visible_if: "discount > 0.15"
+    required_if: "discount > 0.15"
+  - {id: close_on, type: date}
+  - {id: call_at, type: datetime}
+  - id: industry
+    type: choice
+    label: {en: Industry, zh: 行业}
+    choices:
+      - {value: auto, label: {en: Automotive, zh: 汽车}}
+      - energy
+  - {id: tags, type: multichoice, choices: [hot, cold, repeat]}
+  - {id: strategic, type: bool}
+  - {id: score, type: rating, scale: 5}
+  - {id: email, type: email}
+  - {id: phone, type: phone}
+  - {id: helper, type: user}
+  - {id: visit, type: reference, form: visit}
+  - {id: net, type: money, formula: "ROUND(amount * (1 - COALESCE(discount, 0)), 2)"}
+  - {id: grade, type: choice, choices: [A, B, C], formula: "IF(amount >= 1000000, 'A', 'B')"}
+  - {id: double_qty, type: computed, formula: "qty * 2"}
+rules:
+  - when: "discount > 0.3 and amount < 50000"
+    error: {en: "Small deals get at most 30 % off", zh: 小额商机折扣不超过30%}
+    fields: [discount]
+"""
+VISIT = """\
+kind: form
+id: visit
+label: {en: Visit, zh: 拜访}
+title_field: customer
+fields:
+  - {id: customer, type: text, required: true}
+  - {id: visit_date, type: date, required: true}
+"""
+PIPELINE = """\
+kind: pipeline
+id: sales
+form: deal
+stages:
+  - {id: lead, label: {en: Lead, zh: 线索}}
+  - {id: quotation}
+  - {id: won, outcome: won}
+  - {id: lost, outcome: lost}
+"""
+
+
+def acme_files(**changes: str | None) -> dict[str, str]:
+    """The test pack (currency USD); keyword arguments replace files (dots as '__': forms__deal)."""
+    files: dict[str, str | None] = {
+        "pack.yaml": PACK,
+        "forms/deal.yaml": DEAL,
+        "forms/visit.yaml": VISIT,
+        "pipelines/sales.yaml": PIPELINE,
+    }
+    for key, text in changes.items():
+        files[key.replace("__", "/").replace("_yaml", ".yaml")] = text
+    return {k: v for k, v in files.items() if v is not None}
+
+
+def install_files(app: Flask, folder: Path, files: dict[str, str]) -> int:
+    """Install a pack written into `folder`; returns the new active version's id."""
+    write_pack(folder, files)
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(folder), actor="test")
+    with app.extensions["quotaflow.sessions"]() as session:
+        return session.scalars(select(PackVersion.id).order_by(PackVersion.id.desc())).first()
+
+
+@pytest.fixture
+def installer(app: Flask, tmp_path: Path) -> Callable[..., int]:
+    """installer(files=None) installs the test pack (or `files`) as a new version."""
+    return make_installer(app, tmp_path)
+
+
+def make_installer(app: Flask, tmp_path: Path) -> Callable[..., int]:
+    counter = iter(range(100))
+
+    def install(files: dict[str, str] | None = None) -> int:
+        return install_files(app, tmp_path / f"pack{next(counter)}", files or acme_files())
+
+    return install
+
+
+@pytest.fixture
+def people(app: Flask, make_user) -> dict[str, int]:
+    """An admin, a manager of team east with two reps, and a rep in team west (both teams
+    directly under the company)."""
+    return make_people(app, make_user)
+
+
+def make_people(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from quotaflow.org.services import ensure_team
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        ensure_team(session, key="company", name="Company")
+    return {
+        "admin": make_user("boss", is_admin=True).id,
+        "manager": make_user("wang.fang", team="east", role="sales_manager").id,
+        "rep": make_user("li.wei", team="east", role="account_manager").id,
+        "mate": make_user("zhang.min", team="east", role="account_manager").id,
+        "other": make_user("zhao.lei", team="west", role="account_manager").id,
+    }
+
+
+@pytest.fixture
+def rep(auth: AuthActions, installer, people) -> AuthActions:
+    installer()
+    auth.login("li.wei")
+    return auth
+
+
+def version_id(page: str) -> str:
+    found = re.search(r'name="pack_version_id" value="(\d+)"', page)
+    assert found, "the form carries the pack version it was opened with"
+    return found.group(1)
+
+
+def field_errors(page: str, field_id: str) -> list[str]:
+    block = re.search(rf'<div id="e-{field_id}"[^>]*>(.*?)</div>', page, re.S)
+    assert block, f"no error block for {field_id}"
+    return [html.unescape(m) for m in re.findall(r'field-error">([^<]*)<', block.group(1))]
+
+
+def input_value(page: str, field_id: str) -> str:
+    found = re.search(rf'<input[^>]*name="f-{field_id}"[^>]*>', page)
+    assert found, f"no input for {field_id}"
+    value = re.search(r'value="([^"]*)"', found.group(0))
+    return html.unescape(value.group(1)) if value else ""
+
+
+def post_deal(auth: AuthActions, data: dict[str, Any], url: str = "/forms/acme/deal/new"):  # type: ignore[no-untyped-def]
+    page = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    form = {"pack_version_id": version_id(page), **{f"f-{k}": v for k, v in data.items()}}
+    return auth.post(url, form)
+
+
+def stored(app: Flask) -> list[Record]:
+    with app.extensions["quotaflow.sessions"]() as session:
+        return list(session.scalars(select(Record).order_by(Record.id)))
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def test_every_field_type_renders(rep: AuthActions) -> None:
+    response = rep.client.get("/forms/acme/deal/new")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    expected = {
+        "customer": r'<input[^>]*maxlength="50"[^>]*name="f-customer"[^>]*type="text"',
+        "notes": r'<textarea[^>]*name="f-notes"',
+        "qty": r'<input[^>]*inputmode="decimal"[^>]*name="f-qty"',
+        "amount": r'<input[^>]*inputmode="decimal"[^>]*name="f-amount"',
+        "discount": r'name="f-discount"[^>]*>\s*<span class="unit">%</span>',
+        "approval_note": r'<textarea[^>]*name="f-approval_note"',
+        "close_on": r'<input[^>]*name="f-close_on"[^>]*type="date"',
+        "call_at": r'<input[^>]*name="f-call_at"[^>]*type="datetime-local"',
+        "industry": r'<select[^>]*name="f-industry"[^>]*><option selected value="">—</option>'
+        r'<option value="auto">Automotive</option><option value="energy">energy</option>',
+        "tags": r'<input[^>]*name="f-tags"[^>]*type="checkbox" value="cold"',
+        "strategic": r'<input[^>]*name="f-strategic"[^>]*type="checkbox"',
+        "score": r'<select[^>]*name="f-score"[^>]*>.*<option value="5">5</option></select>',
+        "email": r'<input[^>]*name="f-email"[^>]*type="email"',
+        "phone": r'<input[^>]*name="f-phone"[^>]*type="tel"',
+        "helper": r'<select[^>]*name="f-helper"[^>]*>.*>Li\.Wei</option>',
+        "visit": r'<select[^>]*name="f-visit"',
+        "net": r'<output id="c-net"',
+        "grade": r'<output id="c-grade"',
+        "double_qty": r'<output id="c-double_qty"',
+    }
+    for field_id, pattern in expected.items():
+        assert re.search(pattern, page, re.S), field_id
+    assert "Anything worth knowing" in page  # help text
+    assert re.search(r'<span id="v-approval_note" class="vis" data-hidden>', page)
+    assert re.search(r'<span id="v-discount" class="vis">', page)
+    assert '<span class="badge" data-testid="stage">Lead</span>' in page
+    assert "this field is required" not in page  # a fresh form scolds nobody
+
+
+def test_labels_and_choices_in_the_users_language(rep: AuthActions) -> None:
+    rep.post("/locale", {"locale": "zh", "next": "/"})
+    text = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    assert "新建商机" in text and ">行业<" in text and ">汽车</option>" in text
+    assert ">线索</span>" in text and "备注" in text
+    assert ">商机</a>" in text and ">拜访</a>" in text  # navigation from the pack
+
+
+def test_the_form_spec_is_cached_per_version_form_and_language(app: Flask, installer) -> None:
+    from quotaflow.forms.wtf import form_spec
+    from quotaflow.packs.services import active_pack
+
+    installer()
+    with app.extensions["quotaflow.sessions"]() as session:
+        pack = active_pack(session, "acme")
+    assert form_spec(pack, "deal", "en") is form_spec(pack, "deal", "en")
+    assert form_spec(pack, "deal", "zh") is not form_spec(pack, "deal", "en")
+    assert [name for name, _ in form_spec(pack, "deal", "en").fields][:3] == [
+        "customer",
+        "notes",
+        "qty",
+    ]
+
+
+# --- server-side checks, input kept ------------------------------------------------------------
+
+BAD = {
+    "customer": ("bad!chars", "not in the expected format"),
+    "qty": ("500", "must be at most 100"),
+    "amount": ("1.234", "money has at most 2 decimals"),
+    "discount": ("abc", "enter a number, e.g. 1250.50"),
+    "close_on": ("31/12/2025", "enter a date as YYYY-MM-DD"),
+    "call_at": ("soon", "enter a date and time as YYYY-MM-DD HH:MM"),
+    "industry": ("steel", "'steel' is not one of the choices"),
+    "tags": ("lukewarm", "'lukewarm' is not one of the choices"),
+    "score": ("9", "choose a rating from 1 to 5"),
+    "email": ("not-an-address", "enter an e-mail address like name@example.com"),
+    "phone": ("call me", "enter a phone number: digits, spaces, + ( ) -"),
+    "helper": ("999999", "choose one of the options offered"),
+    "visit": ("999999", "choose one of the options offered"),
+}
+
+
+@pytest.mark.parametrize("field_id", sorted(BAD))
+def test_each_field_type_is_checked_on_the_server_and_the_input_kept(
+    app: Flask, rep: AuthActions, field_id: str
+) -> None:
+    typed, message = BAD[field_id]
+    response = post_deal(rep, {"customer": "Good Co", field_id: typed})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert field_errors(page, field_id) == [message]
+    if field_id not in ("industry", "tags", "score", "helper", "visit"):
+        assert input_value(page, field_id) == typed
+    assert stored(app) == []
+
+
+def test_required_required_if_and_cross_field_rules(rep: AuthActions) -> None:
+    page = post_deal(rep, {"customer": "", "discount": "20"}).get_data(as_text=True)
+    assert field_errors(page, "customer") == ["this field is required"]
+    assert field_errors(page, "approval_note") == ["this field is required"]
+    assert '<span id="v-approval_note" class="vis">' in page  # now shown
+    assert input_value(page, "discount") == "20"
+    page = post_deal(
+        rep, {"customer": "Small Co", "discount": "40", "amount": "1000", "approval_note": "ok"}
+    ).get_data(as_text=True)
+    assert field_errors(page, "discount") == ["Small deals get at most 30 % off"]
+
+
+def test_a_valid_submission_stores_typed_values(app: Flask, rep: AuthActions, people) -> None:
+    with app.extensions["quotaflow.sessions"]() as session:
+        from quotaflow.records.services import create_record
+
+        visit = create_record(
+            session, pack_id="acme", pack_version_id=1, form_id="visit", owner_id=people["rep"],
+            team_id=None, values={"customer": "Visited Co"}, actor_id=people["rep"],
+        )  # fmt: skip
+        session.commit()
+        visit_id = visit.id
+    response = post_deal(
+        rep,
+        {
+            "customer": "Big Co",
+            "notes": "line one\nline two",
+            "qty": "3",
+            "amount": "1,250,000.50",
+            "discount": "20",
+            "approval_note": "strategic account",
+            "close_on": "2026-09-30",
+            "call_at": "2026-07-01T09:30",
+            "industry": "auto",
+            "tags": ["hot", "repeat"],
+            "strategic": "y",
+            "score": "4",
+            "email": "buyer@big.example",
+            "phone": "+86 21 5555 0100",
+            "helper": str(people["mate"]),
+            "visit": str(visit_id),
+        },
+    )
+    assert response.status_code == 302, field_errors(response.get_data(as_text=True), "helper")
+    deal = stored(app)[-1]
+    assert deal.values == {
+        "customer": "Big Co",
+        "notes": "line one\nline two",
+        "qty": 3,
+        "amount": "1250000.50",
+        "discount": "0.2",
+        "approval_note": "strategic account",
+        "close_on": "2026-09-30",
+        "call_at": "2026-07-01T09:30:00",
+        "industry": "auto",
+        "tags": ["hot", "repeat"],
+        "strategic": True,
+        "score": 4,
+        "email": "buyer@big.example",
+        "phone": "+86 21 5555 0100",
+        "helper": str(people["mate"]),
+        "visit": visit_id,
+        "net": "1000000.40",
+        "grade": "A",
+        "double_qty": 6,
+    }
+    assert deal.amount == Decimal("1250000.50") and deal.stage == "lead"
+    view = rep.client.get(response.headers["Location"]).get_data(as_text=True)
+    for shown in ["$1,250,000.50", "20%", "Automotive", "hot, repeat", "Yes", "4 / 5",
+                  "Zhang.Min", "Visited Co", "$1,000,000.40", "Sep 30, 2026"]:  # fmt: skip
+        assert shown in view, shown
+
+
+# --- live preview (htmx) -----------------------------------------------------------------------
+
+
+def test_preview_returns_only_the_dependent_pieces(rep: AuthActions) -> None:
+    page = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    data = {"pack_version_id": version_id(page), "f-discount": "20", "f-amount": "2000000",
+            "f-qty": "x"}  # fmt: skip
+    response = rep.post("/forms/acme/deal/preview", data, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    part = response.get_data(as_text=True)
+    assert "<input" not in part and "<textarea" not in part  # typing is never overwritten
+    assert '<span id="v-approval_note" class="vis" hx-swap-oob="true">' in part
+    assert re.search(r'<output id="c-grade"[^>]*hx-swap-oob="true">A</output>', part)
+    assert re.search(r'<output id="c-net"[^>]*>\$1,600,000.00</output>', part)
+    assert field_errors(part, "qty") == ["enter a number, e.g. 1250.50"]
+    assert field_errors(part, "customer") == []  # blank and required: not scolded while typing
+    assert re.search(r'<label id="l-approval_note"[^>]*>[^<]*<span class="req"', part)
+    full = rep.post("/forms/acme/deal/preview", data)  # without htmx: the whole page
+    assert "<textarea" in full.get_data(as_text=True)
+
+
+def test_preview_refuses_without_csrf_and_for_strangers(client, installer, people) -> None:
+    installer()
+    response = client.post("/forms/acme/deal/preview", headers={"HX-Request": "true"})
+    assert response.status_code in (400, 401)
+
+
+# --- pack text is text -------------------------------------------------------------------------
+
+XSS = "<script>alert(1)</script>"
+XSS_DEAL = f"""\
+kind: form
+id: deal
+label: "{XSS}"
+title_field: customer
+fields:
+  - {{id: customer, type: text, label: "{XSS}", help: "<img src=x onerror=alert(2)>"}}
+  - id: kind
+    type: choice
+    label: "<b>kind</b>"
+    choices: [{{value: a, label: "<i onmouseover=alert(3)>a</i>"}}]
+rules:
+  - when: "customer == 'x'"
+    error: "<svg onload=alert(4)>"
+    fields: [customer]
+"""
+
+
+def test_pack_labels_help_choices_and_messages_render_as_text(
+    app: Flask, auth: AuthActions, installer, people
+) -> None:
+    installer(acme_files(forms__deal_yaml=XSS_DEAL, pipelines__sales_yaml=None))
+    auth.login("li.wei")
+    pages = [auth.client.get("/forms/acme/deal/new").get_data(as_text=True)]
+    pages.append(post_deal(auth, {"customer": "x"}).get_data(as_text=True))
+    created = post_deal(auth, {"customer": XSS, "kind": "a"})
+    assert created.status_code == 302
+    pages.append(auth.client.get(created.headers["Location"]).get_data(as_text=True))
+    pages.append(auth.client.get("/forms/acme/deal/records").get_data(as_text=True))
+    pages.append(auth.client.get("/").get_data(as_text=True))
+    for page in pages:
+        for raw in ["<script>alert", "<img src=x", "<b>kind", "<i onmouseover", "<svg onload"]:
+            assert raw not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0]
+    assert "&lt;img src=x onerror=alert(2)&gt;" in pages[0]
+    assert "&lt;i onmouseover=alert(3)&gt;a&lt;/i&gt;" in pages[0]
+    assert "&lt;svg onload=alert(4)&gt;" in pages[1]
