@@ -53,7 +53,6 @@ from quotaflow.expressions import ValueType
 from quotaflow.expressions.sql import record_column_resolver
 from quotaflow.kpis.periods import Period, zone_info
 from quotaflow.org.models import Membership, Team, User
-from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import AggregateDef, KpiDef
 from quotaflow.records.models import Record
@@ -494,9 +493,7 @@ class KpiEngine:
         return out
 
     def rep_roles(self) -> set[str]:
-        capabilities = dict(DEFAULT_ROLE_CAPABILITIES)
-        capabilities.update({r.id: r.capability for r in self.pack.pack.roles})
-        return {role for role, cap in capabilities.items() if cap == "rep"}
+        return {role for role, cap in self.pack.role_capabilities.items() if cap == "rep"}
 
     def _scope_keys(
         self, period: Period, by: By, results: Iterable[Mapping[Key, Value]]

@@ -103,6 +103,14 @@ class CompiledPack:
     def pack_tests(self) -> Mapping[str, PackTestDef]:
         return self._of("pack_test")
 
+    @property
+    def role_capabilities(self) -> Mapping[str, str]:
+        """Role name -> capability: the defaults plus the pack's own team roles."""
+        from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
+
+        own = {r.id: r.capability for r in self.pack.roles if r.capability != "admin"}
+        return {**DEFAULT_ROLE_CAPABILITIES, **own}
+
     def expression(self, kind: str, def_id: str, *path: str | int) -> Expression:
         """The compiled expression at this place of a definition."""
         return self.expressions[expression_key(kind, def_id, path)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.org.models import Team, User
-from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Capability, capabilities_of
+from quotaflow.org.roles import Capability, capabilities_of
 from quotaflow.org.services import team_and_subteams
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
@@ -51,12 +50,6 @@ def _pack() -> CompiledPack:
     return active_pack(request_session(), wanted)
 
 
-def role_capabilities(pack: CompiledPack) -> Mapping[str, str]:
-    """The default role mapping plus the pack's own role names (team roles only)."""
-    own = {r.id: r.capability for r in pack.pack.roles if r.capability != "admin"}
-    return {**DEFAULT_ROLE_CAPABILITIES, **own}
-
-
 def _today() -> date:
     return date.today()
 
@@ -70,7 +63,7 @@ def board(pipeline_id: str) -> ResponseReturnValue:
     since = _today() - timedelta(days=CLOSED_ON_BOARD_DAYS)
     closed_ids = [s.id for s in pipeline.stages if s.outcome]
     query = (
-        visible_records(session, current_user, role_capabilities=role_capabilities(pack))
+        visible_records(session, current_user, role_capabilities=pack.role_capabilities)
         .where(Record.pack_id == pack.id, Record.form_id == pipeline.form)
         .where(or_(Record.stage.not_in(closed_ids), Record.closed_at >= since))
         .order_by(Record.updated_at.desc())
@@ -134,13 +127,13 @@ def move(record_id: int) -> ResponseReturnValue:
     session = request_session()
     record = session.get(Record, record_id)
     if record is None or not can_edit(
-        session, current_user, record, role_capabilities=role_capabilities(pack)
+        session, current_user, record, role_capabilities=pack.role_capabilities
     ):
         abort(404 if record is None else 403)
     pipeline_id = pipeline_of(pack, record.form_id) or abort(404)
     to_stage = request.form.get("to", "")
     extra = {k[len("field_") :]: v for k, v in request.form.items() if k.startswith("field_")}
-    held = capabilities_of(session, current_user, _today(), role_capabilities(pack))
+    held = capabilities_of(session, current_user, _today(), pack.role_capabilities)
     may_reopen = bool(held & {Capability.ADMIN, Capability.MANAGER})
     back = request.form.get("back") or url_for("pipelines.board", pipeline_id=pipeline_id)
     try:
@@ -297,7 +290,7 @@ def _period() -> tuple[date, date]:
 
 def _scoped_base(pack: CompiledPack) -> Select[Any]:
     session = request_session()
-    base = visible_records(session, current_user, role_capabilities=role_capabilities(pack))
+    base = visible_records(session, current_user, role_capabilities=pack.role_capabilities)
     team_key = request.args.get("team")
     if team_key:
         team = session.scalars(select(Team).where(Team.key == team_key)).first() or abort(404)

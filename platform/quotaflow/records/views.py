@@ -26,7 +26,7 @@ from quotaflow.forms import wtf
 from quotaflow.forms.engine import FormState, evaluate_form, validate_submission
 from quotaflow.forms.values import from_storage
 from quotaflow.org.models import Team, User
-from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Capability, capabilities_of
+from quotaflow.org.roles import Capability, capabilities_of
 from quotaflow.org.services import membership_on
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
@@ -60,12 +60,6 @@ bp = Blueprint("records", __name__)
 # --- the pack, the form, the person ----------------------------------------------------------
 
 
-def role_capabilities(pack: CompiledPack) -> Mapping[str, str]:
-    """The default role mapping plus the pack's own role names (team roles only)."""
-    own = {r.id: r.capability for r in pack.pack.roles if r.capability != "admin"}
-    return {**DEFAULT_ROLE_CAPABILITIES, **own}
-
-
 def _active(pack_id: str) -> CompiledPack:
     try:
         return active_pack(request_session(), pack_id)
@@ -85,7 +79,7 @@ def _today() -> date:
 
 
 def _may_restore(pack: CompiledPack) -> bool:
-    held = capabilities_of(request_session(), current_user, _today(), role_capabilities(pack))
+    held = capabilities_of(request_session(), current_user, _today(), pack.role_capabilities)
     return bool(held & {Capability.ADMIN, Capability.MANAGER})
 
 
@@ -95,7 +89,7 @@ def _record(record_id: int, pack: CompiledPack | None = None, *, edit: bool = Fa
     record = session.get(Record, record_id)
     if record is None:
         abort(404)
-    roles = role_capabilities(pack or _active(record.pack_id))
+    roles = (pack or _active(record.pack_id)).role_capabilities
     check = can_edit if edit else can_view
     if not check(session, current_user, record, role_capabilities=roles):
         abort(403)
@@ -175,7 +169,7 @@ def _display(pack: CompiledPack, form: FormDef, value_sets: Sequence[Mapping[str
         show.users = {uid: name for uid, name in rows}
     if record_ids:
         query = visible_records(
-            session, current_user, role_capabilities=role_capabilities(pack)
+            session, current_user, role_capabilities=pack.role_capabilities
         ).where(Record.id.in_(record_ids))
         for ref in session.scalars(query):
             target_form = pack.forms.get(ref.form_id)
@@ -249,7 +243,7 @@ def _options(
             kept = [_int(keep.get(fdef.id))] if _int(keep.get(fdef.id)) > 0 else []
             options[fdef.id] = wtf.reference_options(
                 session, current_user, pack, fdef, keep=kept,
-                role_capabilities=role_capabilities(pack),
+                role_capabilities=pack.role_capabilities,
             )  # fmt: skip
     return options
 
@@ -333,7 +327,7 @@ def index(pack_id: str, form_id: str) -> ResponseReturnValue:
     session = request_session()
     base = visible_records(
         session, current_user, include_deleted=query.deleted,
-        role_capabilities=role_capabilities(pack),
+        role_capabilities=pack.role_capabilities,
     ).where(Record.pack_id == pack.id, Record.form_id == form.id)  # fmt: skip
     result = list_page(session, base, form, query)
     pipeline = pack.pipelines.get(pipeline_of(pack, form_id) or "")
@@ -474,7 +468,7 @@ def view(record_id: int) -> ResponseReturnValue:
         fields={f.id: f for f in form.fields}, title=wtf.record_title(form, record),
         visible=shown.visible,
         stage=stage_label(pack, record.form_id, record.stage),
-        may_edit=can_edit(session, current_user, record, role_capabilities=role_capabilities(pack)),
+        may_edit=can_edit(session, current_user, record, role_capabilities=pack.role_capabilities),
         may_restore=record.deleted_at is not None and _may_restore(pack),
     )  # fmt: skip
 

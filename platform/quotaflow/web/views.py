@@ -30,13 +30,13 @@ def healthz():  # type: ignore[no-untyped-def]
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
     """Home per role: a rep's own recent records, a manager's team's, an admin's packs."""
-    from quotaflow.records.views import nav_items, recent_records, role_capabilities
+    from quotaflow.records.views import nav_items, recent_records
 
     session = request_session()
     packs = installed_packs(session)
     roles: dict[str, str] = {}
     for installed in packs:
-        roles.update(role_capabilities(active_pack(session, installed.id)))
+        roles.update(active_pack(session, installed.id).role_capabilities)
     held = capabilities_of(session, current_user, date.today(), roles)
     role = (main_capability(held) or Capability.REP).value
     context: dict[str, Any] = {"packs": packs, "role": role, "forms": nav_items(session)}
