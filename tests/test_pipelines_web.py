@@ -137,3 +137,43 @@ def test_funnel_page_and_csv_export(client: FlaskClient, auth, deal: int) -> Non
     )
     assert client.get("/pipelines/b2b/funnel?from=junk").status_code == 400
     assert client.get("/pipelines/nope").status_code == 404
+
+
+def test_deal_page_shows_moves_waiting_approval_and_linked_visits(
+    app: Flask,
+    client: FlaskClient,
+    auth,
+    deal: int,  # type: ignore[no-untyped-def]
+) -> None:
+    sessions = app.extensions["quotaflow.sessions"]
+    with db.transaction(sessions) as session:
+        record = session.get(Record, deal)
+        assert record is not None
+        record.team_id = _team_of(app, "li.wei")
+        visit = create_record(
+            session,
+            pack_id="b2b_manufacturer",
+            pack_version_id=record.pack_version_id,
+            form_id="visit",
+            owner_id=record.owner_id,
+            team_id=record.team_id,
+            values={
+                "customer": "Midea HVAC",
+                "visit_date": "2026-11-20",
+                "visit_type": "onsite",
+                "deal": deal,
+            },
+            actor_id=record.owner_id,
+            record_date=date(2026, 11, 20),
+        )
+        visit_id = visit.id
+    auth.login("li.wei")
+    page = client.get(f"/records/{deal}").get_data(as_text=True)
+    assert 'data-testid="deal-moves"' in page and 'name="to"' in page
+    assert f'href="/records/{visit_id}"' in page  # the visit that refers to this deal
+    version = _record(app, deal).version_no
+    auth.post(
+        f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": "9000"}
+    )
+    page = client.get(f"/records/{deal}").get_data(as_text=True)
+    assert "waiting for approval" in page and "Approval requested" in page

@@ -30,6 +30,7 @@ from quotaflow.pipelines.services import (
     decide_approval,
     may_decide,
     move_record,
+    pending_approval,
     pipeline_of,
 )
 from quotaflow.records.access import can_edit, visible_records
@@ -339,6 +340,58 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
         team=request.args.get("team", ""),
         rep=request.args.get("rep", ""),
     )
+
+
+@bp.app_context_processor
+def _deal_panel() -> dict[str, Any]:
+    return {"pipeline_panel": pipeline_panel}
+
+
+def pipeline_panel(record: Record) -> dict[str, Any] | None:
+    """What a record page shows about its pipeline: moves, a waiting approval, linked records."""
+    session = request_session()
+    pack = active_pack(session, record.pack_id)
+    pipeline_id = pipeline_of(pack, record.form_id)
+    linked = _linked_records(session, pack, record)
+    if pipeline_id is None and not linked:
+        return None
+    stage = record.stage
+    targets = allowed_targets(pack, pipeline_id, stage) if pipeline_id and stage else []
+    if pipeline_id and stage and stage_of(pack.pipelines[pipeline_id], stage).outcome:
+        held = capabilities_of(session, current_user, _today(), pack.role_capabilities)
+        if held & {Capability.ADMIN, Capability.MANAGER}:
+            targets = [s.id for s in pack.pipelines[pipeline_id].stages if s.id != stage]
+    pipeline = pack.pipelines[pipeline_id] if pipeline_id else None
+    return {
+        "pipeline": pipeline,
+        "targets": targets,
+        "stage_label": lambda s: (
+            label_text(stage_of(pipeline, s).label, _locale(), s) if pipeline else s
+        ),
+        "pending": pending_approval(session, record.id),
+        "linked": linked,
+        "title_of": lambda r: _title(pack, r),
+        "form_label": lambda form_id: label_text(pack.forms[form_id].label, _locale(), form_id),
+    }
+
+
+def _linked_records(session: Session, pack: CompiledPack, record: Record) -> list[Record]:
+    """Records of other forms that refer to this one (visits and payments of a deal)."""
+    found: list[Record] = []
+    for form in pack.forms.values():
+        for fdef in form.fields:
+            if fdef.type == "reference" and fdef.form == record.form_id:
+                query = (
+                    visible_records(session, current_user, role_capabilities=pack.role_capabilities)
+                    .where(
+                        Record.form_id == form.id,
+                        Record.values[fdef.id].as_integer() == record.id,
+                    )
+                    .order_by(Record.record_date.desc())
+                    .limit(50)
+                )
+                found.extend(session.scalars(query))
+    return found
 
 
 @bp.errorhandler(QuotaflowError)
