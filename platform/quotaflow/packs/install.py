@@ -228,6 +228,9 @@ def install_pack(
         raise InstallRefused("\n".join(["install refused; nothing was changed:", *plan.lines()]))
     if dry_run or plan.same_content:
         return plan
+    from quotaflow.packs.services import ACTIVE_MEMO
+
+    session.info.pop(ACTIVE_MEMO, None)  # this session must see the new active version
     installed = session.get(Pack, pack.id) or Pack(id=pack.id)
     session.add(installed)
     version = PackVersion(

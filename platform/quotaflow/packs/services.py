@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.packs.compiled import CompiledPack
@@ -44,23 +44,55 @@ class InstalledPack:
     versions: int
 
 
+ACTIVE_MEMO = "quotaflow.active_packs"  # session.info key; installing a pack clears it
+
+
+def _active_rows(session: Session, pack_id: str | None = None) -> list[Any]:
+    # Only the small columns: the content (the whole pack as JSON) is read once per process,
+    # and within one session (one request) the rows are read once.
+    memo = session.info.setdefault(ACTIVE_MEMO, {})
+    if pack_id in memo:
+        return list(memo[pack_id])
+    rows = _read_active_rows(session, pack_id)
+    memo[pack_id] = rows
+    return list(rows)
+
+
+def _read_active_rows(session: Session, pack_id: str | None) -> list[Any]:
+    every = aliased(PackVersion)
+    versions = select(func.count(every.id)).where(every.pack_id == Pack.id).scalar_subquery()
+    query = (
+        select(
+            PackVersion.id,
+            PackVersion.pack_id,
+            PackVersion.version,
+            PackVersion.content_hash,
+            PackVersion.published_by,
+            PackVersion.published_at,
+            versions.label("versions"),
+        )
+        .join(Pack, Pack.active_version_id == PackVersion.id)
+        .order_by(PackVersion.pack_id)
+    )
+    if pack_id is not None:
+        query = query.where(Pack.id == pack_id)
+    return list(session.execute(query))
+
+
 def installed_packs(session: Session) -> list[InstalledPack]:
     """Installed packs with their active version, by id."""
     out = []
-    for pack in session.scalars(select(Pack).order_by(Pack.id)):
-        active = pack.active_version
-        if active is None:
-            continue
-        head = next(d for d in active.content["documents"] if d["kind"] == "pack")
+    for row in _active_rows(session):
+        head = _compiled(session, row.id, row.content_hash).pack
         out.append(
             InstalledPack(
-                pack.id,
-                active.version,
-                head.get("name"),
-                head.get("description"),
-                active.published_by,
-                active.published_at,
-                len(pack.versions),
+                row.pack_id,
+                row.version,
+                head.name,
+                head.description,
+                row.published_by,
+                row.published_at,
+                row.versions,
             )
         )
     return out
@@ -77,14 +109,23 @@ def active_version(session: Session, pack_id: str) -> PackVersion:
 
 def active_pack(session: Session, pack_id: str) -> CompiledPack:
     """The compiled active version, compiled once per content per process."""
+    rows = _active_rows(session, pack_id)
+    if not rows:
+        known = ", ".join(p.id for p in installed_packs(session)) or "none installed"
+        raise PackNotInstalled(f"no installed pack '{pack_id}' (installed: {known})")
+    return _compiled(session, rows[0].id, rows[0].content_hash)
+
+
+def _compiled(session: Session, version_id: int, content_hash: str) -> CompiledPack:
     from quotaflow.packs.validate import compile_installed
 
-    version = active_version(session, pack_id)
     # Keyed by content hash: published content never changes, so the cache is never stale,
     # and every worker process computes the same thing.
-    compiled = _COMPILED.get(version.content_hash)
+    compiled = _COMPILED.get(content_hash)
     if compiled is None:
-        compiled = _COMPILED[version.content_hash] = compile_installed(version.content)
+        version = session.get(PackVersion, version_id)
+        assert version is not None
+        compiled = _COMPILED[content_hash] = compile_installed(version.content)
     return compiled
 
 

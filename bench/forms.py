@@ -1,0 +1,330 @@
+"""Deal form latency through a real server, beside a bare Flask endpoint doing one INSERT.
+
+    .venv/bin/python bench/forms.py [--requests 400] [--clients 20] [--no-postgres]
+
+For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
+migrate, load the demo, start gunicorn (2 workers, gthread) on 127.0.0.1, sign 20 clients in
+as demo reps, and time GET of the new-deal form (render) and POST of a valid deal (submit,
+which must answer a redirect, so an error is never timed as fast). The baseline is a bare
+Flask app under the same gunicorn settings: GET returns a small page, POST inserts one row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+REPS = [
+    "li.wei",
+    "zhang.min",
+    "liu.yang",
+    "chen.jing",
+    "yang.lei",
+    "huang.li",
+    "zhou.tao",
+    "wu.xia",
+    "xu.gang",
+    "ma.jun",
+    "hu.yan",
+    "guo.peng",
+    "he.na",
+    "lin.feng",
+    "luo.bin",
+    "zheng.ying",
+    "liang.chao",
+    "song.jia",
+]
+GUNICORN = ["-w", "2", "-k", "sync", "--keep-alive", "30", "--log-level", "warning"]
+
+
+# --- the baseline: one INSERT per request --------------------------------------------------
+
+
+def bare_app():  # type: ignore[no-untyped-def]
+    """A Flask app with one page and one insert, on the same database (gunicorn factory)."""
+    from flask import Flask
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+
+    url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    engine = create_engine(url)
+    rows = Table(
+        "bench_rows", MetaData(), Column("id", Integer, primary_key=True), Column("v", String(10))
+    )
+    rows.metadata.create_all(engine)
+    app = Flask("bare")
+
+    @app.get("/form")
+    def form() -> str:
+        return "<form method=post><input name=v></form>"
+
+    @app.post("/form")
+    def insert() -> tuple[str, int, dict[str, str]]:
+        with engine.begin() as conn:
+            conn.execute(rows.insert().values(v="x"))
+        return "", 303, {"Location": "/form"}
+
+    return app
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection with cookies, like a browser tab."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        return response.status, text
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
+    if not found:
+        raise RuntimeError(f"no {name} in the page")
+    return found.group(1)
+
+
+def sign_in(client: Client, username: str) -> None:
+    _status, page = client.request("GET", "/login")
+    status, _ = client.request(
+        "POST",
+        "/login",
+        {
+            "csrf_token": hidden(page, "csrf_token"),
+            "username": username,
+            "password": "quotaflow-demo",
+            "next": "/",
+        },
+    )
+    if status != 302:
+        raise RuntimeError(f"sign-in of {username} answered {status}")
+
+
+def deal_form(page: str, n: int) -> dict[str, str]:
+    return {
+        "csrf_token": hidden(page, "csrf_token"),
+        "pack_version_id": hidden(page, "pack_version_id"),
+        "f-customer": f"Bench customer {n}",
+        "f-industry": "machinery",
+        "f-product_line": "servo_motors",
+        "f-potential": "350000",
+        "f-amount": "120000",
+        "f-discount": "5",
+        "f-expected_close": "2026-12-20",
+    }
+
+
+def run_clients(port: int, clients: int, requests: int, bare: bool) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {"render": [], "submit": []}
+    lock = threading.Lock()
+    per_client = max(requests // clients, 1)
+    errors: list[str] = []
+    ready = threading.Barrier(clients)
+
+    def work(index: int) -> None:
+        client = Client(port)
+        try:
+            if not bare:
+                sign_in(client, REPS[index % len(REPS)])
+            path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
+            ready.wait()
+            for n in range(per_client):
+                start = time.perf_counter()
+                status, page = client.request("GET", path)
+                render = time.perf_counter() - start
+                assert status == 200, f"render answered {status}"
+                form = {"v": "x"} if bare else deal_form(page, n)
+                start = time.perf_counter()
+                status, body = client.request("POST", path, form)
+                submit = time.perf_counter() - start
+                if status not in (302, 303):
+                    raise RuntimeError(f"submit answered {status}: {body[:300]}")
+                with lock:
+                    timings["render"].append(render)
+                    timings["submit"].append(submit)
+        except Exception as exc:  # reported after the run: a failing request is not a fast one
+            errors.append(f"client {index}: {exc}")
+            ready.abort()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    wall = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    timings["wall"] = [time.perf_counter() - wall]
+    if errors:
+        raise RuntimeError("; ".join(errors[:3]))
+    return timings
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(
+    target: str, env: dict[str, str], port: int, chdir: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            *GUNICORN,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(chdir),
+            target,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(log.read_text()[-2000:]) from None
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def prepare(url: str, instance: Path) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": url, "QUOTAFLOW_INSTANCE_PATH": str(instance)}
+    quotaflow = str(VENV_BIN / "quotaflow")
+    subprocess.run([quotaflow, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [quotaflow, "demo", "--today", "2026-11-24"], env=env, check=True, capture_output=True
+    )
+    return env
+
+
+def measure(label: str, url: str, workdir: Path, clients: int, requests: int) -> list[str]:
+    env = prepare(url, workdir / f"instance-{label}")
+    rows = []
+    for name, target, chdir, bare in (
+        ("deal form", "quotaflow:create_app()", REPO, False),
+        ("bare Flask + INSERT", "forms:bare_app()", REPO / "bench", True),
+    ):
+        port = free_port()
+        log = workdir / f"gunicorn-{label}-{'bare' if bare else 'app'}.log"
+        server = start_gunicorn(target, env, port, chdir, log)
+        try:
+            run_clients(port, clients, clients * 2, bare)  # warm both workers and the caches
+            timings = run_clients(port, clients, requests, bare)
+        except RuntimeError:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            stop(server)
+        rows.append((name, timings))
+    lines = [f"{label}: {clients} clients, {requests} renders + {requests} submits in all"]
+    lines.append(
+        f"  {'endpoint':<22}{'render p50':>11}{'p95':>8}{'submit p50':>12}{'p95':>8}{'req/s':>8}"
+    )
+    stats = {}
+    for name, t in rows:
+        render, submit = sorted(t["render"]), sorted(t["submit"])
+        p = {
+            "r50": statistics.median(render) * 1000,
+            "r95": render[int(len(render) * 0.95) - 1] * 1000,
+            "s50": statistics.median(submit) * 1000,
+            "s95": submit[int(len(submit) * 0.95) - 1] * 1000,
+            "rps": (len(render) + len(submit)) / t["wall"][0],
+        }
+        stats[name] = p
+        lines.append(
+            f"  {name:<22}{p['r50']:>9.1f}ms{p['r95']:>6.1f}ms{p['s50']:>10.1f}ms"
+            f"{p['s95']:>6.1f}ms{p['rps']:>8.0f}"
+        )
+    deal, bare = stats["deal form"], stats["bare Flask + INSERT"]
+    lines.append(
+        f"  goals: render p95 {deal['r95']:.1f} ms (<= 30), submit p95 {deal['s95']:.1f} ms"
+        f" (<= 50); vs bare: render {deal['r95'] / bare['r95']:.1f}x,"
+        f" submit {deal['s95'] / bare['s95']:.1f}x (<= 3x)"
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests", type=int, default=400, help="renders (and submits) per database"
+    )
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    print(f"Python {sys.version.split()[0]}; gunicorn {' '.join(GUNICORN)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for line in measure(
+            "SQLite", f"sqlite:///{workdir / 'bench.db'}", workdir, args.clients, args.requests
+        ):
+            print(line, flush=True)
+        if args.no_postgres:
+            return
+        sys.path.insert(0, str(REPO))
+        from tests.pgserver import PostgresUnavailable, start_server  # the tests' throwaway server
+
+        try:
+            server = start_server()
+        except PostgresUnavailable as exc:
+            print(f"PostgreSQL: not measured ({exc})")
+            return
+        try:
+            for line in measure(
+                "PostgreSQL", server.url("postgres"), workdir, args.clients, args.requests
+            ):
+                print(line, flush=True)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
