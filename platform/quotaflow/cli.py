@@ -47,6 +47,7 @@ def _register() -> None:
     from quotaflow.org.cli import org_group, user_group
     from quotaflow.packs.cli import pack_group
     from quotaflow.pipelines.cli import pipeline_group
+    from quotaflow.records.cli import records_group
     from quotaflow.targets.cli import target_group
 
     for command in (
@@ -60,6 +61,7 @@ def _register() -> None:
         pipeline_group,  # pipelines/cli.py
         kpi_group,  # kpis/cli.py
         target_group,  # targets/cli.py
+        records_group,  # records/cli.py
     ):
         main.add_command(command)
 

@@ -228,21 +228,55 @@ def org_group() -> None:
     help="A pack role and its capability (manager or rep); repeatable.",
 )
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
-def org_import(file: Path, extra_roles: tuple[str, ...], dry_run: bool) -> None:
+@click.option(
+    "--hierarchy",
+    metavar="PERSON,MANAGER,UNIT",
+    default=None,
+    help="Read a flat export instead: the columns naming a person, their manager and their unit "
+    "(e.g. sales_agent,manager,regional_office).",
+)
+@click.option("--company", default="Company", show_default=True, help="With --hierarchy: the root.")
+@click.option(
+    "--valid-from",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="With --hierarchy: when the memberships start (default today).",
+)
+def org_import(
+    file: Path,
+    extra_roles: tuple[str, ...],
+    dry_run: bool,
+    hierarchy: str | None,
+    company: str,
+    valid_from: object,
+) -> None:
     """Import users, teams and memberships from a .csv or .xlsx file, all or nothing.
 
     Columns: username, display_name, email, team, team_name, parent_team, role,
     valid_from, valid_to, is_admin. One row per membership; a row with only a team
     declares a team. Dates are YYYY-MM-DD; a blank valid_from means today.
     """
-    from quotaflow.org.importing import import_org, read_sheet
+    from quotaflow.org.importing import hierarchy_rows, import_org, read_sheet
 
     roles = dict(DEFAULT_ROLE_CAPABILITIES) | dict(_role_pair(item) for item in extra_roles)
     try:
         check_role_capabilities(roles)
     except ValueError as exc:
         raise OrgError(str(exc)) from None
-    rows = read_sheet(file)
+    if hierarchy:
+        columns = [c.strip().lower() for c in hierarchy.split(",")]
+        if len(columns) != 3:
+            raise OrgError("--hierarchy expects three columns: PERSON,MANAGER,UNIT")
+        rows = hierarchy_rows(
+            read_sheet(file, org_columns=False),
+            person=columns[0],
+            manager=columns[1],
+            unit=columns[2],
+            company=company,
+            valid_from=valid_from.date() if valid_from else None,  # type: ignore[attr-defined]
+        )
+    else:
+        rows = read_sheet(file)
     console = Console(stderr=True)
     with (
         _transaction() as session,

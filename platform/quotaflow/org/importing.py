@@ -107,7 +107,7 @@ class ImportReport:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def read_sheet(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_sheet(path: Path, *, org_columns: bool = True) -> list[tuple[int, dict[str, Any]]]:
     """(row number, {column: cell}) for every non-blank data row of a .csv or .xlsx file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -121,7 +121,8 @@ def read_sheet(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if header is None:
         raise OrgImportError(["row 1: the file is empty"])
     columns = [str(c or "").strip().lower() for c in header]
-    _check_header(columns)
+    if org_columns:
+        _check_header(columns)
     out = []
     for number, cells in enumerate(rows, start=2):
         record = {c: cells[i] if i < len(cells) else None for i, c in enumerate(columns) if c}
@@ -156,6 +157,73 @@ def _check_header(columns: list[str]) -> None:
     ]
     if problems:
         raise OrgImportError(problems)
+
+
+def slug(name: str) -> str:
+    """'Moses Frase' -> 'moses.frase' (usernames); keys use '_' instead of '.'."""
+    return re.sub(r"[^a-z0-9]+", ".", name.strip().lower()).strip(".")
+
+
+def hierarchy_rows(
+    rows: Iterable[tuple[int, Mapping[str, Any]]],
+    *,
+    person: str,
+    manager: str,
+    unit: str,
+    company: str = "Company",
+    valid_from: date | None = None,
+    rep_role: str = "rep",
+    manager_role: str = "manager",
+) -> list[tuple[int, dict[str, Any]]]:
+    """Org-import rows from a flat export of (person, manager, unit) — e.g. a CRM's sales teams.
+
+    The company is the root, each unit (a regional office) a team under it, each manager a team
+    under their unit that they manage, and each person a rep in their manager's team.
+    """
+    start = valid_from.isoformat() if valid_from else ""
+    out: list[tuple[int, dict[str, Any]]] = [(1, {"team": "company", "team_name": company})]
+    teams_seen: set[str] = set()
+    managers_seen: set[str] = set()
+    for number, cells in rows:
+        missing = [c for c in (person, manager, unit) if c not in cells]
+        if missing:
+            raise OrgImportError([f"row 1: the column '{missing[0]}' is missing"])
+        who, boss, where = (_text(cells[c]) or "" for c in (person, manager, unit))
+        unit_key, team_key = slug(where).replace(".", "_"), slug(boss).replace(".", "_") + "_team"
+        if where and unit_key not in teams_seen:
+            teams_seen.add(unit_key)
+            out.append((number, {"team": unit_key, "team_name": where, "parent_team": "company"}))
+        if boss and boss not in managers_seen:
+            managers_seen.add(boss)
+            out.append(
+                (number, {"team": team_key, "team_name": f"{boss} team", "parent_team": unit_key})
+            )
+            out.append(
+                (
+                    number,
+                    {
+                        "username": slug(boss),
+                        "display_name": boss,
+                        "team": team_key,
+                        "role": manager_role,
+                        "valid_from": start,
+                    },
+                )
+            )
+        if who:
+            out.append(
+                (
+                    number,
+                    {
+                        "username": slug(who),
+                        "display_name": who,
+                        "team": team_key,
+                        "role": rep_role,
+                        "valid_from": start,
+                    },
+                )
+            )
+    return out
 
 
 # --- checking ---------------------------------------------------------------------------------
