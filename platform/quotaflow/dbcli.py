@@ -19,7 +19,7 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the database (DATABASE_URL, default SQLite in the instance folder)."""
     settings = settings_from_env()
