@@ -44,7 +44,7 @@ from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Person
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import ChoiceDef, FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
-from quotaflow.packs.services import active_pack, active_version
+from quotaflow.packs.services import active_pack, active_version_id
 from quotaflow.records.access import managed_teams, visible_records
 from quotaflow.records.models import Record
 
@@ -298,7 +298,7 @@ def compiled_version(session: Session, pack_id: str, version_id: int) -> Compile
     version = session.get(PackVersion, version_id)
     if version is None or version.pack_id != pack_id:
         raise VersionUnavailable(f"pack {pack_id} has no version {version_id}")
-    if version.id == active_version(session, pack_id).id:
+    if version.id == active_version_id(session, pack_id):
         return active_pack(session, pack_id)
     compiled = _VERSIONS.get(version.content_hash)
     if compiled is None:

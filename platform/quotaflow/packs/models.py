@@ -41,7 +41,8 @@ class PackVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pack_id: Mapped[str] = mapped_column(ForeignKey("packs.id"), index=True)
     version: Mapped[str] = mapped_column(String(64))
-    content: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    # Deferred: the whole pack as JSON is read only where it is needed (compile, export).
+    content: Mapped[dict[str, Any]] = mapped_column(JsonDoc, deferred=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     published_by: Mapped[str] = mapped_column(String(200))
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

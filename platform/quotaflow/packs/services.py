@@ -49,16 +49,14 @@ ACTIVE_MEMO = "quotaflow.active_packs"  # session.info key; installing a pack cl
 
 def _active_rows(session: Session, pack_id: str | None = None) -> list[Any]:
     # Only the small columns: the content (the whole pack as JSON) is read once per process,
-    # and within one session (one request) the rows are read once.
-    memo = session.info.setdefault(ACTIVE_MEMO, {})
-    if pack_id in memo:
-        return list(memo[pack_id])
-    rows = _read_active_rows(session, pack_id)
-    memo[pack_id] = rows
-    return list(rows)
+    # and within one session (one request) all the rows are read once, in one query.
+    memo = session.info.get(ACTIVE_MEMO)
+    if memo is None:
+        memo = session.info[ACTIVE_MEMO] = _read_active_rows(session)
+    return [row for row in memo if pack_id is None or row.pack_id == pack_id]
 
 
-def _read_active_rows(session: Session, pack_id: str | None) -> list[Any]:
+def _read_active_rows(session: Session) -> list[Any]:
     every = aliased(PackVersion)
     versions = select(func.count(every.id)).where(every.pack_id == Pack.id).scalar_subquery()
     query = (
@@ -74,8 +72,6 @@ def _read_active_rows(session: Session, pack_id: str | None) -> list[Any]:
         .join(Pack, Pack.active_version_id == PackVersion.id)
         .order_by(PackVersion.pack_id)
     )
-    if pack_id is not None:
-        query = query.where(Pack.id == pack_id)
     return list(session.execute(query))
 
 
@@ -105,6 +101,14 @@ def active_version(session: Session, pack_id: str) -> PackVersion:
         known = ", ".join(p.id for p in installed_packs(session)) or "none installed"
         raise PackNotInstalled(f"no installed pack '{pack_id}' (installed: {known})")
     return pack.active_version
+
+
+def active_version_id(session: Session, pack_id: str) -> int:
+    """The id of the published version a pack serves now (no content read)."""
+    rows = _active_rows(session, pack_id)
+    if not rows:
+        return active_version(session, pack_id).id  # raises PackNotInstalled
+    return int(rows[0].id)
 
 
 def active_pack(session: Session, pack_id: str) -> CompiledPack:

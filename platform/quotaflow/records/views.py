@@ -31,7 +31,7 @@ from quotaflow.org.services import membership_on
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
-from quotaflow.packs.services import PackNotInstalled, active_pack, active_version
+from quotaflow.packs.services import PackNotInstalled, active_pack, active_version_id
 from quotaflow.pipelines.services import pipeline_of, record_first_stage
 from quotaflow.records.access import can_edit, can_view, visible_records
 from quotaflow.records.listing import ListQuery, list_page
@@ -305,7 +305,7 @@ def _version_gone(pack_id: str, form_id: str, stage: str | None, template: str, 
         flash(_("This form was removed while you had it open; your input could not be saved."),
               "error")  # fmt: skip
         return redirect(url_for("core.home"))
-    version_id = active_version(request_session(), pack_id).id
+    version_id = active_version_id(request_session(), pack_id)
     page = _page(pack, version_id, form_id, stage=stage, formdata=request.form)
     message = _(
         "This form was changed by an administrator while you had it open. Your input is kept "
@@ -351,7 +351,7 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     """An empty form, opened with the pack's current version."""
     pack = _active(pack_id)
     form = _form_of(pack, form_id)
-    version_id = active_version(request_session(), pack_id).id
+    version_id = active_version_id(request_session(), pack_id)
     page = _page(pack, version_id, form_id, stage=_initial_stage(pack, form_id),
                  values=wtf.defaults(form), check=False)  # fmt: skip
     return render_template("records/form.html", page=page, record=None)
@@ -500,7 +500,7 @@ def _edit_pack(record: Record) -> tuple[CompiledPack, int]:
     session = request_session()
     pack = _active(record.pack_id)
     if record.form_id in pack.forms:
-        return pack, active_version(session, record.pack_id).id
+        return pack, active_version_id(session, record.pack_id)
     return _pinned(record), record.pack_version_id
 
 
