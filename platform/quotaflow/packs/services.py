@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.packs.compiled import CompiledPack
@@ -57,8 +57,6 @@ def _active_rows(session: Session, pack_id: str | None = None) -> list[Any]:
 
 
 def _read_active_rows(session: Session) -> list[Any]:
-    every = aliased(PackVersion)
-    versions = select(func.count(every.id)).where(every.pack_id == Pack.id).scalar_subquery()
     query = (
         select(
             PackVersion.id,
@@ -67,7 +65,6 @@ def _read_active_rows(session: Session) -> list[Any]:
             PackVersion.content_hash,
             PackVersion.published_by,
             PackVersion.published_at,
-            versions.label("versions"),
         )
         .join(Pack, Pack.active_version_id == PackVersion.id)
         .order_by(PackVersion.pack_id)
@@ -75,10 +72,18 @@ def _read_active_rows(session: Session) -> list[Any]:
     return list(session.execute(query))
 
 
+def active_packs(session: Session) -> list[CompiledPack]:
+    """The compiled active version of every installed pack, by id (cheap per request)."""
+    return [_compiled(session, row.id, row.content_hash) for row in _active_rows(session)]
+
+
 def installed_packs(session: Session) -> list[InstalledPack]:
     """Installed packs with their active version, by id."""
+    rows = _active_rows(session)
+    by_pack = select(PackVersion.pack_id, func.count(PackVersion.id)).group_by(PackVersion.pack_id)
+    counts = {pack_id: n for pack_id, n in session.execute(by_pack)} if rows else {}
     out = []
-    for row in _active_rows(session):
+    for row in rows:
         head = _compiled(session, row.id, row.content_hash).pack
         out.append(
             InstalledPack(
@@ -88,7 +93,7 @@ def installed_packs(session: Session) -> list[InstalledPack]:
                 head.description,
                 row.published_by,
                 row.published_at,
-                row.versions,
+                counts.get(row.pack_id, 0),
             )
         )
     return out

@@ -628,11 +628,10 @@ class NavItem:
 
 def nav_items(session: Session) -> list[NavItem]:
     """One entry per form of every installed pack, in the pack's order."""
-    from quotaflow.packs.services import installed_packs
+    from quotaflow.packs.services import active_packs
 
     items = []
-    for installed in installed_packs(session):
-        pack = active_pack(session, installed.id)
+    for pack in active_packs(session):
         items += [
             NavItem(pack.id, f.id, label_text(f.label, current_language(), f.id))
             for f in pack.forms.values()
