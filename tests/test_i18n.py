@@ -105,6 +105,8 @@ def test_every_ui_string_has_a_chinese_translation(tmp_path: Path) -> None:
             str(SOURCE_DIR / "babel.cfg"),
             "-k",
             "_l",
+            "-k",
+            "N_",
             "-o",
             str(pot),
             ".",
@@ -173,3 +175,23 @@ def test_pack_labels_are_escaped(app: Flask) -> None:
     with app.test_request_context("/"):
         out = render_template_string("{{ label(l) }}", l={"en": "<script>x</script>"})
     assert out == "&lt;script&gt;x&lt;/script&gt;"
+
+
+def test_field_errors_from_the_form_engine_follow_the_locale() -> None:
+    """A rep working in Chinese reads why a field was refused in Chinese, parameters kept."""
+    from quotaflow.forms.engine import parse_submission
+    from quotaflow.packs.definitions import FieldDef, FormDef
+
+    form = FormDef(
+        kind="form",
+        id="visit",
+        label="Visit",
+        fields=(
+            FieldDef(id="km", type="number", min=1),
+            FieldDef(id="day", type="date"),
+        ),
+    )
+    _values, en = parse_submission(form, {"km": "0", "day": "24/11"})
+    _values, zh = parse_submission(form, {"km": "0", "day": "24/11"}, "zh")
+    assert en == {"km": ["must be at least 1"], "day": ["enter a date as YYYY-MM-DD"]}
+    assert zh == {"km": ["不能小于 1"], "day": ["请按 YYYY-MM-DD 格式输入日期"]}

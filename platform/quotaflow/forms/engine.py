@@ -14,6 +14,7 @@ from typing import Any
 
 from quotaflow.expressions import ExpressionError
 from quotaflow.forms.values import FieldValueError, Raw, parse_value
+from quotaflow.messages import N_, translate
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 
@@ -92,9 +93,10 @@ def evaluate_form(
 
 
 def parse_submission(
-    form: FormDef, raw: Mapping[str, Raw]
+    form: FormDef, raw: Mapping[str, Raw], locale: str = "en"
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Typed values of every editable field, and the fields whose text cannot be read."""
+    """Typed values of every editable field, and the fields whose text cannot be read (the
+    reasons in `locale`)."""
     values: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for fdef in form.fields:
@@ -103,7 +105,7 @@ def parse_submission(
         try:
             values[fdef.id] = parse_value(fdef, raw.get(fdef.id))
         except FieldValueError as exc:
-            errors[fdef.id] = [str(exc)]
+            errors[fdef.id] = [exc.in_locale(locale)]
             values[fdef.id] = None
     return values, errors
 
@@ -119,7 +121,7 @@ def validate_submission(
 ) -> FormState:
     """Everything wrong with a submission, per field and for the form, in the user's locale."""
     form = pack.forms[form_id]
-    values, parse_errors = parse_submission(form, raw)
+    values, parse_errors = parse_submission(form, raw, locale)
     state = evaluate_form(pack, form_id, values, stage=stage, today=today)
     for field_id, messages in parse_errors.items():
         for message in messages:
@@ -146,5 +148,7 @@ def _blank(value: Any) -> bool:
     return value is None or value == "" or value == [] or value is False
 
 
-def _required_message(fdef: FieldDef, _locale: str) -> str:
-    return "this field is required" if fdef.type != "bool" else "please tick this box"
+def _required_message(fdef: FieldDef, locale: str) -> str:
+    if fdef.type == "bool":
+        return translate(locale, N_("please tick this box"))
+    return translate(locale, N_("this field is required"))

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from quotaflow.messages import N_, translate
 from quotaflow.packs.definitions import ChoiceDef, FieldDef
 from quotaflow.records.services import json_value as to_storage
 
@@ -33,7 +34,19 @@ MAX_TEXT = 10_000
 
 
 class FieldValueError(ValueError):
-    """A typed value cannot be read from what was entered; the message says why."""
+    """A typed value cannot be read from what was entered; the message says why.
+
+    The message is an English template with named parameters (marked with N_), so it can be
+    shown in the user's language with `in_locale`.
+    """
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        super().__init__(msgid.format(**params) if params else msgid)
+        self.msgid = msgid
+        self.params = params
+
+    def in_locale(self, locale: str | None) -> str:
+        return translate(locale, self.msgid, **self.params)
 
 
 def choice_values(field: FieldDef) -> list[str]:
@@ -48,7 +61,7 @@ def parse_value(field: FieldDef, raw: Raw) -> Any:
         chosen = [item for item in items if item]
         unknown = [item for item in chosen if item not in choice_values(field)]
         if unknown:
-            raise FieldValueError(f"'{unknown[0]}' is not one of the choices")
+            raise FieldValueError(N_("'{value}' is not one of the choices"), value=unknown[0])
         return chosen or None
     text = (raw if isinstance(raw, str) else (raw[-1] if raw else "")).strip()
     if field.type == "bool":
@@ -63,9 +76,11 @@ def parse_value(field: FieldDef, raw: Raw) -> Any:
 def _parse_text(field: FieldDef, text: str) -> str:
     limit = field.max_length or MAX_TEXT
     if len(text) > limit:
-        raise FieldValueError(f"at most {limit} characters ({len(text)} entered)")
+        raise FieldValueError(
+            N_("at most {limit} characters ({entered} entered)"), limit=limit, entered=len(text)
+        )
     if field.pattern and not re.fullmatch(field.pattern, text):
-        raise FieldValueError("not in the expected format")
+        raise FieldValueError(N_("not in the expected format"))
     return text
 
 
@@ -74,9 +89,9 @@ def _decimal(text: str) -> Decimal:
     try:
         value = Decimal(cleaned)
     except InvalidOperation:
-        raise FieldValueError("enter a number, e.g. 1250.50") from None
+        raise FieldValueError(N_("enter a number, e.g. 1250.50")) from None
     if not value.is_finite() or abs(value) >= Decimal("1e15"):
-        raise FieldValueError("enter a number below a million billion")
+        raise FieldValueError(N_("enter a number below a million billion"))
     return value
 
 
@@ -88,7 +103,7 @@ def _parse_number(_field: FieldDef, text: str) -> int | float:
 def _parse_money(_field: FieldDef, text: str) -> Decimal:
     value = _decimal(text.lstrip("¥$€£").strip())
     if value != value.quantize(Decimal("0.01")):
-        raise FieldValueError("money has at most 2 decimals")
+        raise FieldValueError(N_("money has at most 2 decimals"))
     return value.quantize(Decimal("0.01"))
 
 
@@ -100,7 +115,7 @@ def _parse_rating(field: FieldDef, text: str) -> int:
     value = _decimal(text)
     top = field.scale or 5
     if value != value.to_integral_value() or not 1 <= value <= top:
-        raise FieldValueError(f"choose a rating from 1 to {top}")
+        raise FieldValueError(N_("choose a rating from 1 to {top}"), top=top)
     return int(value)
 
 
@@ -108,37 +123,37 @@ def _parse_date(_field: FieldDef, text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise FieldValueError("enter a date as YYYY-MM-DD") from None
+        raise FieldValueError(N_("enter a date as YYYY-MM-DD")) from None
 
 
 def _parse_datetime(_field: FieldDef, text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise FieldValueError("enter a date and time as YYYY-MM-DD HH:MM") from None
+        raise FieldValueError(N_("enter a date and time as YYYY-MM-DD HH:MM")) from None
 
 
 def _parse_choice(field: FieldDef, text: str) -> str:
     if text not in choice_values(field):
-        raise FieldValueError(f"'{text[:40]}' is not one of the choices")
+        raise FieldValueError(N_("'{value}' is not one of the choices"), value=text[:40])
     return text
 
 
 def _parse_email(field: FieldDef, text: str) -> str:
     if not EMAIL.match(text):
-        raise FieldValueError("enter an e-mail address like name@example.com")
+        raise FieldValueError(N_("enter an e-mail address like name@example.com"))
     return _parse_text(field, text)
 
 
 def _parse_phone(field: FieldDef, text: str) -> str:
     if not PHONE.match(text):
-        raise FieldValueError("enter a phone number: digits, spaces, + ( ) -")
+        raise FieldValueError(N_("enter a phone number: digits, spaces, + ( ) -"))
     return _parse_text(field, text)
 
 
 def _parse_reference(_field: FieldDef, text: str) -> int:
     if not text.isdigit():
-        raise FieldValueError("choose a record from the list")
+        raise FieldValueError(N_("choose a record from the list"))
     return int(text)
 
 
@@ -166,9 +181,9 @@ def _check_bounds(field: FieldDef, value: Any) -> None:
         else (lambda v: f"{v:g}")
     )
     if field.min is not None and value < Decimal(str(field.min)):
-        raise FieldValueError(f"must be at least {shown(field.min)}")
+        raise FieldValueError(N_("must be at least {limit}"), limit=shown(field.min))
     if field.max is not None and value > Decimal(str(field.max)):
-        raise FieldValueError(f"must be at most {shown(field.max)}")
+        raise FieldValueError(N_("must be at most {limit}"), limit=shown(field.max))
 
 
 # --- storage -------------------------------------------------------------------------------
