@@ -30,7 +30,7 @@ def healthz():  # type: ignore[no-untyped-def]
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
     """Home per role: a rep's own recent records, a manager's team's, an admin's packs."""
-    from quotaflow.records.views import nav_items, recent_records
+    from quotaflow.records.pages import nav_items, recent_records
 
     session = request_session()
     packs = installed_packs(session)

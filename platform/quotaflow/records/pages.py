@@ -1,0 +1,341 @@
+"""What record pages are built from: the pack and form of a URL, values shown for people,
+the form page (inputs + what the form engine said), navigation and recent records.
+
+Web-layer helpers (they read the request and the signed-in person); the routes that use them
+are in records/views.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_percent
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quotaflow.forms import wtf
+from quotaflow.forms.engine import FormState, validate_submission
+from quotaflow.forms.values import from_storage
+from quotaflow.org.models import User
+from quotaflow.org.roles import Capability, capabilities_of
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import FieldDef, FormDef, label_text
+from quotaflow.packs.services import PackNotInstalled, active_pack, active_version_id
+from quotaflow.pipelines.services import pipeline_of
+from quotaflow.records.access import can_edit, can_view, visible_records
+from quotaflow.records.models import Record
+from quotaflow.web import request_session
+from quotaflow.web.i18n import (
+    BLANK,
+    current_language,
+    date_filter,
+    datetime_filter,
+    money_filter,
+    number_filter,
+)
+
+# --- the pack, the form, the person ----------------------------------------------------------
+
+
+def pack_or_404(pack_id: str) -> CompiledPack:
+    try:
+        return active_pack(request_session(), pack_id)
+    except PackNotInstalled:
+        abort(404)
+
+
+def form_or_404(pack: CompiledPack, form_id: str) -> FormDef:
+    form = pack.forms.get(form_id)
+    if form is None:
+        abort(404)
+    return form
+
+
+def local_today() -> date:
+    return date.today()
+
+
+def may_restore(pack: CompiledPack) -> bool:
+    held = capabilities_of(request_session(), current_user, local_today(), pack.role_capabilities)
+    return bool(held & {Capability.ADMIN, Capability.MANAGER})
+
+
+def record_or_404(
+    record_id: int, pack: CompiledPack | None = None, *, edit: bool = False
+) -> Record:
+    """The record, or 404 when there is none, or 403 when this person may not see/change it."""
+    session = request_session()
+    record = session.get(Record, record_id)
+    if record is None:
+        abort(404)
+    roles = (pack or pack_or_404(record.pack_id)).role_capabilities
+    check = can_edit if edit else can_view
+    if not check(session, current_user, record, role_capabilities=roles):
+        abort(403)
+    return record
+
+
+# --- showing values --------------------------------------------------------------------------
+
+
+@dataclass
+class Display:
+    """Formats stored or typed values for people: money, percent, choice labels, names."""
+
+    currency: str
+    locale: str
+    users: dict[int, str] = field(default_factory=dict)
+    records: dict[int, str] = field(default_factory=dict)
+
+    def __call__(self, fdef: FieldDef | None, value: Any) -> str:
+        if fdef is None:
+            return BLANK if value in (None, "", []) else str(value)
+        value = from_storage(fdef, value)
+        if value is None or value == "" or value == []:
+            return BLANK
+        try:
+            return self._format(fdef, value)
+        except (TypeError, ValueError, ArithmeticError):
+            return str(value)
+
+    def _format(self, fdef: FieldDef, value: Any) -> str:
+        kind = fdef.type
+        if kind == "money":
+            return money_filter(value, self.currency)
+        if kind == "percent":
+            return str(format_percent(Decimal(str(value)), "#,##0.##%"))
+        if kind in ("number", "computed") and not isinstance(value, str | bool):
+            return number_filter(value)
+        if kind == "date":
+            return date_filter(value)
+        if kind == "datetime":
+            return datetime_filter(value, "short")
+        if kind == "choice":
+            return wtf.choice_label(fdef, str(value), self.locale)
+        if kind == "multichoice":
+            return ", ".join(wtf.choice_label(fdef, str(v), self.locale) for v in value)
+        if kind == "bool":
+            return _("Yes") if value else _("No")
+        if kind == "rating":
+            return f"{value} / {fdef.scale or 5}"
+        if kind == "user":
+            return self.users.get(as_int(value), f"#{value}")
+        if kind == "reference":
+            return self.records.get(as_int(value), f"#{value}")
+        return str(value)
+
+
+def as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def display_for(
+    pack: CompiledPack, form: FormDef, value_sets: Sequence[Mapping[str, Any]]
+) -> Display:
+    """A Display that knows the names of the users and records these values point at."""
+    session = request_session()
+    show = Display(pack.pack.currency, current_language())
+    user_ids: set[int] = set()
+    record_ids: set[int] = set()
+    for values in value_sets:
+        for fdef in form.fields:
+            target = user_ids if fdef.type == "user" else record_ids
+            if fdef.type in ("user", "reference") and as_int(values.get(fdef.id)) > 0:
+                target.add(as_int(values.get(fdef.id)))
+    if user_ids:
+        rows = session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
+        show.users = {uid: name for uid, name in rows}
+    if record_ids:
+        query = visible_records(
+            session, current_user, role_capabilities=pack.role_capabilities
+        ).where(Record.id.in_(record_ids))
+        for ref in session.scalars(query):
+            target_form = pack.forms.get(ref.form_id)
+            show.records[ref.id] = wtf.record_title(target_form, ref) if target_form else ""
+    return show
+
+
+def stage_label(pack: CompiledPack, form_id: str, stage: str | None) -> str:
+    """The stage's label in the current language (the id when the pipeline no longer has it)."""
+    if stage is None:
+        return BLANK
+    pipeline = pack.pipelines.get(pipeline_of(pack, form_id) or "")
+    for s in pipeline.stages if pipeline else ():
+        if s.id == stage:
+            return label_text(s.label, current_language(), stage)
+    return stage
+
+
+def initial_stage(pack: CompiledPack, form_id: str) -> str | None:
+    pipeline = pack.pipelines.get(pipeline_of(pack, form_id) or "")
+    return pipeline.stages[0].id if pipeline else None
+
+
+# --- the form page (create, edit, conflict, re-render with errors) ----------------------------
+
+
+@dataclass
+class FormPage:
+    """Everything a form template needs: the version, the inputs and what the engine said."""
+
+    pack: CompiledPack
+    version_id: int
+    form: FormDef
+    inputs: Any  # wtforms BaseForm
+    state: FormState
+    stage: str | None
+    show: Display
+    preview: bool = False
+
+    @property
+    def fields(self) -> list[tuple[FieldDef, Any]]:
+        """Each pack field with its input (None for computed fields)."""
+        bound = wtf.field_inputs(self.inputs)
+        return [(f, bound.get(f.id)) for f in self.form.fields]
+
+    @property
+    def stage_text(self) -> str:
+        return stage_label(self.pack, self.form.id, self.stage)
+
+    def label(self, fdef: FieldDef) -> str:
+        return label_text(fdef.label, current_language(), fdef.id.replace("_", " ").capitalize())
+
+    def help(self, fdef: FieldDef) -> str:
+        return label_text(fdef.help, current_language())
+
+
+def field_options(
+    pack: CompiledPack, form: FormDef, keep: Mapping[str, Any]
+) -> dict[str, list[tuple[str, str]]]:
+    """Choices of user and reference fields for the signed-in person."""
+    session = request_session()
+    options: dict[str, list[tuple[str, str]]] = {}
+    users: list[tuple[str, str]] | None = None
+    for fdef in form.fields:
+        if fdef.type == "user":
+            users = (
+                users
+                if users is not None
+                else wtf.user_options(session, current_user, local_today())
+            )
+            options[fdef.id] = users
+        elif fdef.type == "reference":
+            kept = [as_int(keep.get(fdef.id))] if as_int(keep.get(fdef.id)) > 0 else []
+            options[fdef.id] = wtf.reference_options(
+                session, current_user, pack, fdef, keep=kept,
+                role_capabilities=pack.role_capabilities,
+            )  # fmt: skip
+    return options
+
+
+def form_page(
+    pack: CompiledPack,
+    version_id: int,
+    form_id: str,
+    *,
+    stage: str | None,
+    formdata: Any = None,
+    values: Mapping[str, Any] | None = None,
+    check: bool = True,
+) -> FormPage:
+    """Build the inputs (from the post or from typed values) and run the engine on them."""
+    form = pack.forms[form_id]
+    spec = wtf.form_spec(pack, form_id, current_language())
+    data = wtf.initial_input(form, values or {}) if formdata is None else None
+    kept = values or {k[len(wtf.PREFIX) :]: v for k, v in (formdata or {}).items()}
+    options = field_options(pack, form, kept)
+    inputs = wtf.build_form(spec, formdata=formdata, data=data, options=options)
+    state = validate_submission(
+        pack, form_id, wtf.raw_input(inputs, form), stage=stage, locale=current_language(),
+        today=local_today(),
+    )  # fmt: skip
+    wtf.check_options(state, form, options, _("choose one of the options offered"))
+    if not check:  # a fresh form: no complaints before the person has typed anything
+        state.errors, state.form_errors = {}, []
+    return FormPage(
+        pack, version_id, form, inputs, state, stage, display_for(pack, form, [state.values])
+    )
+
+
+def quiet_blank_errors(page: FormPage) -> None:
+    """While typing, blank fields are not scolded: they may simply not be reached yet."""
+    raw = wtf.raw_input(page.inputs, page.form)
+    for field_id in list(page.state.errors):
+        if raw.get(field_id) in (None, "", []):
+            del page.state.errors[field_id]
+
+
+def opened_version(pack_id: str, form_id: str) -> tuple[CompiledPack, int] | None:
+    """The version the posted form was opened with, if it still has this form."""
+    session = request_session()
+    raw = request.form.get("pack_version_id", "")
+    if not raw.isdigit():
+        return None
+    try:
+        pack = wtf.compiled_version(session, pack_id, int(raw))
+    except wtf.VersionUnavailable:
+        return None
+    return (pack, int(raw)) if form_id in pack.forms else None
+
+
+def version_gone(pack_id: str, form_id: str, stage: str | None, template: str, **ctx: Any) -> Any:
+    """The opened version can no longer be used: the current form, the input kept, a message."""
+    pack = pack_or_404(pack_id)
+    if form_id not in pack.forms:
+        flash(_("This form was removed while you had it open; your input could not be saved."),
+              "error")  # fmt: skip
+        return redirect(url_for("core.home"))
+    version_id = active_version_id(request_session(), pack_id)
+    page = form_page(pack, version_id, form_id, stage=stage, formdata=request.form)
+    message = _(
+        "This form was changed by an administrator while you had it open. Your input is kept "
+        "below on the new form: check it and save again."
+    )
+    return render_template(template, page=page, version_message=message, **ctx), 409
+
+
+# --- navigation and home ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    """One entry of the top navigation: a form of an installed pack."""
+
+    pack_id: str
+    form_id: str
+    label: str
+
+
+def nav_items(session: Session) -> list[NavItem]:
+    """One entry per form of every installed pack, in the pack's order."""
+    from quotaflow.packs.services import active_packs
+
+    items = []
+    for pack in active_packs(session):
+        items += [
+            NavItem(pack.id, f.id, label_text(f.label, current_language(), f.id))
+            for f in pack.forms.values()
+        ]
+    return items
+
+
+def recent_records(
+    session: Session, base: Any, limit: int = 10
+) -> tuple[list[Record], dict[tuple[str, str], int]]:
+    """The newest records of a visible-records query, and how many there are per form."""
+    recent = list(session.scalars(base.order_by(Record.updated_at.desc()).limit(limit)))
+    sub = base.subquery()
+    counts = session.execute(
+        select(sub.c.pack_id, sub.c.form_id, func.count()).group_by(sub.c.pack_id, sub.c.form_id)
+    )
+    return recent, {(p, f): n for p, f, n in counts}
