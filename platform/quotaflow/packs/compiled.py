@@ -15,6 +15,7 @@ from quotaflow.packs.definitions import (
     DashboardDef,
     FormDef,
     KpiDef,
+    LeaderboardDef,
     PackDef,
     PackTestDef,
     PipelineDef,
@@ -98,6 +99,10 @@ class CompiledPack:
     @property
     def dashboards(self) -> Mapping[str, DashboardDef]:
         return self._of("dashboard")
+
+    @property
+    def leaderboards(self) -> Mapping[str, LeaderboardDef]:
+        return self._of("leaderboard")
 
     @property
     def pack_tests(self) -> Mapping[str, PackTestDef]:

@@ -411,6 +411,40 @@ class DashboardDef:
     roles: tuple[Id, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class AwardDef:
+    """A title shown on a leaderboard: the top N of the board, or of another KPI."""
+
+    label: Label
+    top: int = dfield(
+        default=1,
+        metadata=meta("How many win it (ties at the line all win)", minimum=1, maximum=100),
+    )
+    kpi: Id | None = dfield(default=None, metadata=meta("Rank by this KPI instead of the board's"))
+    min: Decimal | None = dfield(default=None, metadata=meta("Only values at least this high win"))
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardDef:
+    """A ranking of reps or teams by a KPI or a scorecard's final score, per period."""
+
+    kind: Literal["leaderboard"]
+    id: Id
+    label: Label | None = None
+    kpi: Id | None = dfield(default=None, metadata=meta("Rank by this KPI (or give scorecard)"))
+    scorecard: Id | None = dfield(
+        default=None, metadata=meta("Rank by this scorecard's final score")
+    )
+    by: Literal["rep", "team"] = "rep"
+    period: Literal["month", "quarter", "year", "fiscal_year"] = "month"
+    limit: int | None = dfield(
+        default=None,
+        metadata=meta("Show the first N (everyone sees their own rank)", minimum=1, maximum=1000),
+    )
+    awards: tuple[AwardDef, ...] = ()
+    roles: tuple[Id, ...] = dfield(default=(), metadata=meta("Who sees it (default: everyone)"))
+
+
 # --- pack tests ---------------------------------------------------------------------------
 
 
@@ -450,6 +484,7 @@ KINDS: dict[str, type] = {
     "scorecard": ScorecardDef,
     "alert": AlertDef,
     "dashboard": DashboardDef,
+    "leaderboard": LeaderboardDef,
     "pack_test": PackTestDef,
 }
 Definition = (
@@ -461,6 +496,7 @@ Definition = (
     | ScorecardDef
     | AlertDef
     | DashboardDef
+    | LeaderboardDef
     | PackTestDef
 )
 

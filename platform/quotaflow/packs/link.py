@@ -25,6 +25,7 @@ from quotaflow.packs.definitions import (
     FieldDef,
     FormDef,
     KpiDef,
+    LeaderboardDef,
     PackDef,
     PackTestDef,
     PipelineDef,
@@ -160,6 +161,7 @@ class Linker:
             ("scorecard", self.link_scorecard),
             ("alert", self.link_alert),
             ("dashboard", self.link_dashboard),
+            ("leaderboard", self.link_leaderboard),
             ("pack_test", self.link_pack_test),
         ):
             for def_id, definition in self.defs.get(kind, {}).items():
@@ -560,6 +562,24 @@ class Linker:
                 self.problem(
                     ("widgets", i), f"a {widget.type} widget needs '{needed[widget.type]}'"
                 )
+        for j, role in enumerate(board.roles):
+            self.expect_ref(("roles", j), "role", role, self.roles)
+
+    def link_leaderboard(self, board: LeaderboardDef) -> None:
+        kpis = self.defs.get("kpi", {})
+        if (board.kpi is None) == (board.scorecard is None):
+            self.problem((), "a leaderboard ranks by exactly one of: kpi, scorecard")
+        if board.kpi is not None:
+            self.expect_ref(("kpi",), "KPI", board.kpi, kpis)
+        if board.scorecard is not None:
+            self.expect_ref(
+                ("scorecard",), "scorecard", board.scorecard, self.defs.get("scorecard", {})
+            )
+            if board.by != "rep":
+                self.problem(("by",), "a scorecard leaderboard ranks reps: use by: rep")
+        for i, award in enumerate(board.awards):
+            if award.kpi is not None:
+                self.expect_ref(("awards", i, "kpi"), "KPI", award.kpi, kpis)
         for j, role in enumerate(board.roles):
             self.expect_ref(("roles", j), "role", role, self.roles)
 

@@ -23,6 +23,7 @@ FOLDER_OF_KIND = {
     "scorecard": "scorecards",
     "alert": "alerts",
     "dashboard": "dashboards",
+    "leaderboard": "leaderboards",
     "pack_test": "tests",
 }
 
