@@ -67,6 +67,11 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ("pipelines.board", "GET"): (lambda ids: ("/pipelines/b2b", {}), SIGNED_IN),
     ("pipelines.funnel_page", "GET"): (lambda ids: ("/pipelines/b2b/funnel", {}), SIGNED_IN),
     ("pipelines.approvals", "GET"): (lambda ids: ("/approvals", {}), SIGNED_IN),
+    ("leaderboards.index", "GET"): (lambda ids: ("/leaderboards", {}), SIGNED_IN),
+    ("leaderboards.show", "GET"): (
+        lambda ids: ("/leaderboards/b2b_manufacturer/top_sellers", {}),
+        SIGNED_IN,
+    ),
     # the rep asked for this approval: they may not decide it; their manager and admins may
     ("pipelines.decide", "POST"): (
         lambda ids: (f"/approvals/{ids['approval']}", {"decision": "approve"}),

@@ -44,6 +44,7 @@ def _register() -> None:
     from quotaflow.dbcli import db_group, demo_command, serve_command
     from quotaflow.expressions.cli import expr_group
     from quotaflow.kpis.cli import kpi_group
+    from quotaflow.leaderboards.cli import leaderboard_group
     from quotaflow.org.cli import org_group, user_group
     from quotaflow.packs.cli import pack_group
     from quotaflow.pipelines.cli import pipeline_group
@@ -62,6 +63,7 @@ def _register() -> None:
         kpi_group,  # kpis/cli.py
         target_group,  # targets/cli.py
         records_group,  # records/cli.py
+        leaderboard_group,  # leaderboards/cli.py
     ):
         main.add_command(command)
 

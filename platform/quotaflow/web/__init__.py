@@ -20,6 +20,9 @@ def init_app(app: Flask) -> None:
 
     Htmx(app)  # request.htmx
     app.register_blueprint(record_views.bp)  # generated forms: list, create, view, edit
+    from quotaflow.leaderboards import views as leaderboard_views
+
+    app.register_blueprint(leaderboard_views.bp)  # rankings with awards
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 
