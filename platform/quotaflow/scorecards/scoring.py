@@ -1,0 +1,127 @@
+"""Scoring everyone a scorecard applies to for one period.
+
+KPI actuals are computed once for all reps (one KpiEngine.compute call), each target plan is
+decomposed once, and score_card() scores each person. Targets of an item come from a figure
+in the pack or from a target plan: the rep's phased amounts of the sub-periods inside the
+scorecard period (a monthly scorecard gets the rep's month of a yearly plan); a plan without
+phasing whose period is not the scorecard's is pro-rated by days (decision: the same rule
+linear pace uses).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from quotaflow.kpis.engine import KpiEngine
+from quotaflow.kpis.periods import Period
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.scorecards.engine import ScoreResult, item_id, score_card
+from quotaflow.targets.decompose import Allocation
+from quotaflow.targets.services import TargetBreakdown, breakdown
+
+CENT = Decimal("0.01")
+
+
+@dataclass
+class ScoringTimes:
+    """Where the time of a scoring run went (the benchmark reports it)."""
+
+    kpis: float = 0.0
+    targets: float = 0.0
+    scoring: float = 0.0
+    people: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def people_scored(engine: KpiEngine, role: str, period: Period) -> set[int]:
+    """Users holding the scorecard's role in a membership that overlaps the period."""
+    return engine.org.members_on(period, {role})
+
+
+def rep_target(plan: TargetBreakdown, user_id: int, period: Period) -> Decimal | None:
+    """The rep's target (main tier) for `period`: their phases inside it, else pro rata."""
+    tree = plan.tiers[plan.main_tier]
+    places = [a for a in tree.walk() if a.node.kind == "rep" and a.node.id == user_id]
+    if not places:
+        return None
+    return sum((_in_period(a, plan, period) for a in places), Decimal(0))
+
+
+def _in_period(allocation: Allocation, plan: TargetBreakdown, period: Period) -> Decimal:
+    if plan.sub_periods and allocation.phases:
+        inside = [
+            phase
+            for phase, part in zip(allocation.phases, plan.sub_periods, strict=True)
+            if part.start >= period.start and part.end <= period.end
+        ]
+        if inside:
+            return sum(inside, Decimal(0))
+    overlap_start, overlap_end = (
+        max(period.start, plan.period.start),
+        min(period.end, plan.period.end),
+    )
+    if overlap_end < overlap_start:
+        return Decimal(0)
+    days = (overlap_end - overlap_start).days + 1
+    share = allocation.amount * days / plan.period.days
+    return share.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def score_period(
+    session: Session,
+    pack: CompiledPack,
+    card_id: str,
+    period: Period,
+    *,
+    ratings: Mapping[int, Mapping[str, Any]] | None = None,
+    today: date | None = None,
+    locale: str = "en",
+    times: ScoringTimes | None = None,
+) -> dict[int, ScoreResult]:
+    """user id -> their scored card for the period (manual items from `ratings`)."""
+    card = pack.scorecards[card_id]
+    engine = KpiEngine(session, pack, today=today)
+    times = times if times is not None else ScoringTimes()
+    started = time.perf_counter()
+    people = sorted(people_scored(engine, card.applies_to.role, period))
+    kpi_ids = sorted({item.kpi for item in card.items if item.kpi})
+    figures = engine.compute(kpi_ids, period, "rep") if kpi_ids else {}
+    times.kpis += time.perf_counter() - started
+    started = time.perf_counter()
+    plans = {
+        item.target: breakdown(session, pack, item.target, on=period.start, today=today)
+        for item in card.items
+        if isinstance(item.target, str) and item.target in pack.target_plans
+    }
+    targets = {
+        (plan_id, person): rep_target(plan, person, period)
+        for plan_id, plan in plans.items()
+        for person in people
+    }
+    times.targets += time.perf_counter() - started
+    started = time.perf_counter()
+    out: dict[int, ScoreResult] = {}
+    given_ratings = ratings or {}
+    for person in people:
+        inputs: dict[str, Any] = {k: figures[k].values.get(person) for k in kpi_ids}
+        for i, item in enumerate(card.items):
+            if item.kpi and isinstance(item.target, str):
+                inputs[f"target.{item.kpi}"] = targets.get((item.target, person))
+            if item.manual:
+                inputs[item_id(item, i)] = given_ratings.get(person, {}).get(item_id(item, i))
+        out[person] = score_card(pack, card_id, inputs, locale=locale)
+    times.scoring += time.perf_counter() - started
+    times.people += len(people)
+    return out
+
+
+def inputs_of(result: ScoreResult) -> dict[str, Any]:
+    """The figures a result was scored from (kept with a frozen result)."""
+    return {item.id: {"actual": item.actual, "target": item.target} for item in result.items}
