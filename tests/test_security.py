@@ -72,6 +72,47 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/leaderboards/b2b_manufacturer/top_sellers", {}),
         SIGNED_IN,
     ),
+    # the appraisal cycle: `target` is another rep of the team (their manager rates them)
+    ("appraisals.index", "GET"): (lambda ids: ("/appraisals", {}), SIGNED_IN),
+    ("appraisals.open_period", "POST"): (
+        lambda ids: ("/appraisals/open", {"scorecard": "b2b_manufacturer:nope", "period": "x"}),
+        ADMIN_ONLY,
+    ),
+    ("appraisals.overview", "GET"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}", {}),
+        SIGNED_IN,
+    ),
+    ("appraisals.rate", "GET"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/rate/{ids['target']}", {}),
+        MANAGERS,
+    ),
+    ("appraisals.rate", "POST"): (
+        lambda ids: (
+            f"/appraisals/{ids['appraisal']}/rate/{ids['target']}",
+            {"rating-training": "3"},
+        ),
+        MANAGERS,
+    ),
+    ("appraisals.scorecard", "GET"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/reps/{ids['target']}", {}),
+        MANAGERS,
+    ),
+    ("appraisals.printable", "GET"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/reps/{ids['target']}/print", {}),
+        MANAGERS,
+    ),
+    ("appraisals.note", "POST"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/reps/{ids['target']}/notes", {"text": "Hi"}),
+        MANAGERS,
+    ),
+    ("appraisals.export", "GET"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/export.xlsx", {}),
+        MANAGERS,
+    ),
+    ("appraisals.change", "POST"): (
+        lambda ids: (f"/appraisals/{ids['appraisal']}/publish", {}),  # refused: still open
+        ADMIN_ONLY,
+    ),
     # the rep asked for this approval: they may not decide it; their manager and admins may
     ("pipelines.decide", "POST"): (
         lambda ids: (f"/approvals/{ids['approval']}", {"decision": "approve"}),
@@ -145,7 +186,27 @@ def people(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-
         "rep": make_user("li.wei", team="east", role="account_manager").id,
         "target": make_user("target", team="east", role="account_manager").id,
     }
-    return {**ids, **sample_deal(app, ids["rep"]), **others_deal(app, ids["target"])}
+    ids = {**ids, **sample_deal(app, ids["rep"]), **others_deal(app, ids["target"])}
+    return {**ids, "appraisal": open_appraisal(app)}
+
+
+def open_appraisal(app: Flask) -> int:
+    """This month's appraisal on the stock scorecard, open."""
+    from datetime import date
+
+    from quotaflow import db
+    from quotaflow.scorecards.models import AppraisalPeriod
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        row = AppraisalPeriod(
+            pack_id="b2b_manufacturer",
+            scorecard_id="account_manager_monthly",
+            period=date.today().strftime("%Y-%m"),
+            status="open",
+        )
+        session.add(row)
+        session.flush()
+        return row.id
 
 
 def others_deal(app: Flask, owner_id: int) -> dict[str, int]:

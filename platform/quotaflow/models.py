@@ -7,8 +7,18 @@ from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion
 from quotaflow.pipelines.models import Approval, StageMove
 from quotaflow.records.models import Record, RecordHistory
+from quotaflow.scorecards.models import (
+    AppraisalNote,
+    AppraisalPeriod,
+    AppraisalRating,
+    AppraisalResult,
+)
 
 __all__ = [
+    "AppraisalNote",
+    "AppraisalPeriod",
+    "AppraisalRating",
+    "AppraisalResult",
     "Approval",
     "AuditEvent",
     "Base",

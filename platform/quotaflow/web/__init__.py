@@ -23,6 +23,9 @@ def init_app(app: Flask) -> None:
     from quotaflow.leaderboards import views as leaderboard_views
 
     app.register_blueprint(leaderboard_views.bp)  # rankings with awards
+    from quotaflow.scorecards import views as appraisal_views
+
+    app.register_blueprint(appraisal_views.bp)  # the appraisal cycle
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 

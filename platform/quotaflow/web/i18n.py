@@ -153,11 +153,16 @@ def money_filter(value: Decimal | int | float | None, currency: str | None = Non
     return format_currency(Decimal(str(value)), currency or current_app.config["CURRENCY"])
 
 
-def number_filter(value: Decimal | int | float | None, format: str | None = None) -> str:
-    """A number with the locale's grouping and decimal signs; blank as —."""
-    return BLANK if value is None or value == "" else format_decimal(value, format)
+def number_filter(value: Decimal | int | float | str | None, format: str | None = None) -> str:
+    """A number (or its exact text, as frozen results keep it) with the locale's grouping and
+    decimal signs; blank as —."""
+    if value is None or value == "":
+        return BLANK
+    return format_decimal(Decimal(value) if isinstance(value, str) else value, format)
 
 
-def percent_filter(value: Decimal | float | None, format: str | None = None) -> str:
+def percent_filter(value: Decimal | float | str | None, format: str | None = None) -> str:
     """0.156 → '16%'; blank as —."""
-    return BLANK if value is None or value == "" else format_percent(value, format)
+    if value is None or value == "":
+        return BLANK
+    return format_percent(Decimal(value) if isinstance(value, str) else value, format)
