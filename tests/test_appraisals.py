@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from quotaflow import db
 from quotaflow.audit.models import AuditEvent
 from quotaflow.kpis.periods import parse_period
+from quotaflow.leaderboards.services import leaderboard, scorecard_scores
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.org.services import add_user
 from quotaflow.packs.install import install_pack
@@ -81,6 +82,11 @@ PACK_FILES = {
         phasing: {by: month, weights: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}
         """,
     "scorecards/monthly.yaml": SCORECARD,
+    "leaderboards/scores.yaml": """\
+        kind: leaderboard
+        id: scores
+        scorecard: monthly
+        """,
 }
 OCT = parse_period("2026-10")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -215,5 +216,14 @@ def test_demo_loads_a_believable_company(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "Demo logins (password for all: quotaflow-demo):" in result.output
     assert "li.wei" in result.output
+    assert "Demo appraisal: 2026-10, rated, closed and published." in result.output
+    board = runner.invoke(
+        main,
+        ["leaderboard", "show", "appraisal_ranking", "--period", "2026-10", "--format", "json"],
+    )
+    assert board.exit_code == 0, board.output
+    ranked = json.loads(board.output)
+    assert len(ranked) == 18 and ranked[0]["rank"] == "1"
+    assert all(row["score"] is not None for row in ranked)  # every rep has a frozen score
     again = runner.invoke(main, ["demo", "--if-empty"])
     assert again.exit_code == 0 and "not loaded again" in again.output

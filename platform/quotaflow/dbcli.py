@@ -83,10 +83,14 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
                 today=(today or datetime.now()).date(),
                 progress=bar.update,
             )
+        from quotaflow.scorecards.demo import load_demo_appraisal
+
+        appraisal = load_demo_appraisal(session, pack, (today or datetime.now()).date(), seed)
     click.echo(f"Installed {pack.summary()}")
     click.echo(
         f"Demo data: {result.deals} deals, {result.visits} visits, {result.payments} payments."
     )
+    click.echo(f"Demo appraisal: {appraisal.period}, rated, closed and published.")
     click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for login in result.logins[:6]:
         click.echo(f"  {login.username:<16} {login.role:<16} {login.team}")

@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quotaflow.errors import QuotaflowError
@@ -193,10 +194,21 @@ def _awards(
 def scorecard_scores(
     session: Session, pack: CompiledPack, card_id: str, period: Period
 ) -> dict[int, Any]:
-    """Final scores of a scorecard for a period, for every rep it applies to."""
-    from quotaflow.scorecards.scoring import score_period  # the appraisal cycle's scorer
+    """Final scores of a scorecard for a period: the frozen results once its appraisal is
+    closed, the live ones (with the ratings given so far) while it is open, else live without
+    ratings."""
+    from quotaflow.scorecards.cycle import results_for
+    from quotaflow.scorecards.models import AppraisalPeriod
+    from quotaflow.scorecards.scoring import score_period
 
-    return {
-        rep: result.final_score
-        for rep, result in score_period(session, pack, card_id, period).items()
-    }
+    row = session.scalar(
+        select(AppraisalPeriod).where(
+            AppraisalPeriod.pack_id == pack.id,
+            AppraisalPeriod.scorecard_id == card_id,
+            AppraisalPeriod.period == period.label,
+        )
+    )
+    if row is not None:
+        return {rep: shown.final_score for rep, shown in results_for(session, pack, row).items()}
+    results = score_period(session, pack, card_id, period)
+    return {rep: result.final_score for rep, result in results.items()}
