@@ -45,13 +45,26 @@ def people_scored(engine: KpiEngine, role: str, period: Period) -> set[int]:
     return engine.org.members_on(period, {role})
 
 
-def rep_target(plan: TargetBreakdown, user_id: int, period: Period) -> Decimal | None:
+def rep_places(plan: TargetBreakdown) -> dict[int, list[Allocation]]:
+    """user id -> the allocations of the main tier that go to them (one per team they are in)."""
+    places: dict[int, list[Allocation]] = {}
+    for allocation in plan.tiers[plan.main_tier].walk():
+        if allocation.node.kind == "rep" and allocation.node.id is not None:
+            places.setdefault(allocation.node.id, []).append(allocation)
+    return places
+
+
+def rep_target(
+    plan: TargetBreakdown,
+    user_id: int,
+    period: Period,
+    places: dict[int, list[Allocation]] | None = None,
+) -> Decimal | None:
     """The rep's target (main tier) for `period`: their phases inside it, else pro rata."""
-    tree = plan.tiers[plan.main_tier]
-    places = [a for a in tree.walk() if a.node.kind == "rep" and a.node.id == user_id]
-    if not places:
+    mine = (places if places is not None else rep_places(plan)).get(user_id)
+    if not mine:
         return None
-    return sum((_in_period(a, plan, period) for a in places), Decimal(0))
+    return sum((_in_period(a, plan, period) for a in mine), Decimal(0))
 
 
 def _in_period(allocation: Allocation, plan: TargetBreakdown, period: Period) -> Decimal:
@@ -100,11 +113,11 @@ def score_period(
         for item in card.items
         if isinstance(item.target, str) and item.target in pack.target_plans
     }
-    targets = {
-        (plan_id, person): rep_target(plan, person, period)
-        for plan_id, plan in plans.items()
-        for person in people
-    }
+    targets = {}
+    for plan_id, plan in plans.items():
+        places = rep_places(plan)
+        for person in people:
+            targets[(plan_id, person)] = rep_target(plan, person, period, places)
     times.targets += time.perf_counter() - started
     started = time.perf_counter()
     out: dict[int, ScoreResult] = {}
