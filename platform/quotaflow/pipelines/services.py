@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -231,6 +231,24 @@ def record_first_stage(
             moved_at=at or utcnow(),
         )
     )
+
+
+def record_first_stages(
+    session: Session,
+    moves: Sequence[tuple[int, str, datetime | None]],
+    pipeline_id: str,
+    actor_id: int | None,
+) -> None:
+    """record_first_stage for many records at once: (record id, stage, when) each."""
+    if moves:
+        session.execute(
+            insert(StageMove.__table__),
+            [
+                {"record_id": rid, "pipeline_id": pipeline_id, "from_stage": None,
+                 "to_stage": stage, "moved_by": actor_id, "moved_at": at or utcnow()}
+                for rid, stage, at in moves
+            ],
+        )  # fmt: skip
 
 
 # --- approvals -----------------------------------------------------------------------------

@@ -22,14 +22,13 @@ from sqlalchemy.orm import Session
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.forms.engine import validate_submission
-from quotaflow.org.models import User
-from quotaflow.org.services import membership_on
+from quotaflow.org.models import Membership, User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
-from quotaflow.packs.services import active_version
+from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.machine import is_closed
-from quotaflow.pipelines.services import pipeline_of, record_first_stage
-from quotaflow.records.services import create_record
+from quotaflow.pipelines.services import pipeline_of, record_first_stages
+from quotaflow.records.services import NewRecord, create_records
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -183,35 +182,53 @@ def import_records(
             good.append(checked)
     if problems and not partial:
         raise ImportRejected(problems, len(rows))
-    version_id = active_version(session, pack.id).id
+    version_id = active_version_id(session, pack.id)
     pipeline_id = pipeline_of(pack, plan.form_id)
     pipeline = pack.pipelines[pipeline_id] if pipeline_id else None
+    team_on = _teams_by_day(session)
+    new: list[NewRecord] = []
     for row in good:
         values, stage, owner_id = row.values, row.stage, row.owner_id
         day = values.get(date_field) if date_field else None
         closed = values.get(plan.closed_field) if plan.closed_field else None
-        membership = membership_on(session, owner_id, day or date.today())
-        record = create_record(
-            session,
-            pack_id=pack.id,
-            pack_version_id=version_id,
-            form_id=plan.form_id,
-            owner_id=owner_id,
-            team_id=membership.team_id if membership else None,
-            values={k: v for k, v in values.items() if v is not None},
-            actor_id=actor_id,
-            stage=stage,
+        is_done = bool(pipeline and stage and is_closed(pipeline, stage))
+        new.append(NewRecord(
+            owner_id=owner_id, team_id=team_on(owner_id, day or date.today()),
+            values={k: v for k, v in values.items() if v is not None}, stage=stage,
             amount=values.get("amount") if isinstance(values.get("amount"), Decimal) else None,
-            record_date=day,
-            created_at=_noon(day) if day else None,
-            closed_at=_noon(closed)
-            if closed and pipeline and stage and is_closed(pipeline, stage)
-            else None,
-        )
-        if pipeline_id and stage:
-            record_first_stage(session, record, pipeline_id, actor_id, at=record.created_at)
+            record_date=day, created_at=_noon(day) if day else None,
+            closed_at=_noon(closed) if closed and is_done else None,
+        ))  # fmt: skip
+    ids = create_records(
+        session, new, pack_id=pack.id, pack_version_id=version_id, form_id=plan.form_id,
+        actor_id=actor_id,
+    )  # fmt: skip
+    if pipeline_id:
+        moves = [(rid, r.stage, r.created_at) for rid, r in zip(ids, new, strict=True) if r.stage]
+        record_first_stages(session, moves, pipeline_id, actor_id)
     session.flush()
     return ImportResult(len(rows), len(good), problems)
+
+
+def _teams_by_day(session: Session) -> Callable[[int, date], int | None]:
+    """owner, day -> the team of their membership valid that day (the latest-starting one),
+    from one read of the memberships instead of a query per row."""
+    spans: dict[int, list[tuple[date, date | None, int]]] = {}
+    rows = session.execute(
+        select(
+            Membership.user_id, Membership.valid_from, Membership.valid_to, Membership.team_id
+        ).order_by(Membership.valid_from.desc())
+    )
+    for user_id, start, end, team_id in rows:
+        spans.setdefault(user_id, []).append((start, end, team_id))
+
+    def team_on(owner_id: int, day: date) -> int | None:
+        for start, end, team_id in spans.get(owner_id, ()):
+            if start <= day and (end is None or end > day):
+                return team_id
+        return None
+
+    return team_on
 
 
 def _noon(day: date) -> datetime:
