@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -242,7 +242,7 @@ def record_first_stages(
     """record_first_stage for many records at once: (record id, stage, when) each."""
     if moves:
         session.execute(
-            insert(StageMove.__table__),
+            insert(cast(Table, StageMove.__table__)),
             [
                 {"record_id": rid, "pipeline_id": pipeline_id, "from_stage": None,
                  "to_stage": stage, "moved_by": actor_id, "moved_at": at or utcnow()}

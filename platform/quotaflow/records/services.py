@@ -6,15 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.records.models import CENT, Record, RecordHistory
 from quotaflow.timeutil import utcnow
+
+# Core tables for bulk inserts (the ORM's bulk path fetches RETURNING rows one by one).
+RECORDS = cast(Table, Record.__table__)
+HISTORY = cast(Table, RecordHistory.__table__)
 
 
 def json_value(value: Any) -> Any:
@@ -122,12 +126,12 @@ def create_records(
             for r in part
         ]
         result = session.execute(
-            insert(Record.__table__).returning(Record.__table__.c.id, sort_by_parameter_order=True),
+            insert(RECORDS).returning(RECORDS.c.id, sort_by_parameter_order=True),
             rows,
         )
         part_ids = [row[0] for row in result]
         session.execute(
-            insert(RecordHistory.__table__),
+            insert(HISTORY),
             [
                 {
                     "record_id": rid,
