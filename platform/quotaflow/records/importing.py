@@ -86,12 +86,26 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
         raise QuotaflowError(f"{path.name}: larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            raw: Iterable[list[Any]] = list(csv.reader(io.StringIO(fh.read())))
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise QuotaflowError(
+                f"{path.name}: byte {exc.start + 1} is not UTF-8 text; save the sheet as "
+                "'CSV UTF-8' or as .xlsx"
+            ) from None
+        raw: Iterable[list[Any]] = list(csv.reader(io.StringIO(text, newline="")))
     elif suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
+        from zipfile import BadZipFile
 
-        book = load_workbook(path, read_only=True, data_only=True)
+        from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+        except (BadZipFile, InvalidFileException, KeyError, OSError):
+            raise QuotaflowError(
+                f"{path.name}: not a readable Excel workbook; save it again as .xlsx"
+            ) from None
         raw = [list(r) for r in book.active.iter_rows(values_only=True)] if book.active else []
     else:
         raise QuotaflowError(f"{path.name}: expected a .csv or .xlsx file")
