@@ -297,6 +297,9 @@ def test_frozen_results_survive_a_definition_change_and_a_record_edit(
         assert frozen[world.users["ann"]].final_score == Decimal("108.00")
         assert frozen[world.users["bob"]].final_score == Decimal("65.33")
         assert frozen[world.users["ann"]].explanation["groups"][0]["weight"] == "70.0"
+        board = leaderboard(session, pack, "scores", OCT, scores=scorecard_scores)
+        ranked = {r.name: (r.value, r.rank) for r in board.rows}
+        assert ranked["Ann"] == (Decimal("108.00"), 1) and ranked["Bob"] == (Decimal("65.33"), 2)
         live = score_period(
             session, pack, "monthly", OCT, ratings={world.users["ann"]: {"training": 4}}
         )

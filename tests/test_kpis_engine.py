@@ -487,3 +487,45 @@ def test_sql_aggregates_equal_a_python_computation(
         for key, value in got.items():
             if key not in want:  # scopes with no records: counts/sums 0, the rest blank
                 assert value in (0, None), (kpi, key, value)
+
+
+def test_a_series_of_months_equals_each_month_computed_alone(world: World) -> None:
+    """compute_series (one query per KPI for the whole year) gives, for every month, grouping
+    and KPI — sums, counts, averages, min/max, count distinct, formulas — exactly what
+    compute() gives month by month, across ann's mid-August team change and bob's two teams."""
+    import random
+
+    rng = random.Random(42)
+    with db.transaction(world.sessions) as session:
+        for _ in range(120):
+            day = date(2025, 1, 1) + timedelta(days=rng.randrange(365))
+            stage = rng.choice(["won", "won", "lost", None])
+            amount = Decimal(rng.randrange(100, 900_000)) / 100
+            world.add(
+                session,
+                rng.choice(["ann", "bob", "cai"]),
+                stage=stage,
+                amount=amount,
+                record_date=day,
+                closed_at=_at(day, rng.randrange(24), rng.randrange(60)) if stage else None,
+                values={
+                    "customer": rng.choice(["Acme", "Beta", "Gree", "Haier"]),
+                    "amount": str(amount),
+                    "fee": str(Decimal(rng.randrange(0, 5000)) / 100),
+                    "qty": rng.randrange(0, 40),
+                    "due": (day + timedelta(days=rng.randrange(60))).isoformat(),
+                },
+            )
+    months = [parse_period(f"2025-{m:02d}") for m in range(1, 13)]
+    kpis = [
+        "won_revenue", "won_deals", "lost_deals", "win_rate", "avg_deal_size", "avg_amount",
+        "min_amount", "max_amount", "fees", "qty_total", "max_qty", "customers", "deals_with_qty",
+    ]  # fmt: skip
+    with world.session() as session:
+        engine = world.engine(session)
+        series = engine.compute_series(kpis, months, ["rep", "team", "company"])
+        for i, month in enumerate(months):
+            for by in ("rep", "team", "company"):
+                alone = engine.compute(kpis, month, by)  # type: ignore[arg-type]
+                for kpi in kpis:
+                    assert series[(by, i)][kpi].values == alone[kpi].values, (month.label, by, kpi)

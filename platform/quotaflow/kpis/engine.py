@@ -23,7 +23,7 @@ won and no lost deals is blank, not zero. There is no result cache: every call q
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from quotaflow.errors import QuotaflowError
 from quotaflow.expressions import ValueType
 from quotaflow.expressions.sql import record_column_resolver
-from quotaflow.kpis.periods import Period, zone_info
+from quotaflow.kpis.periods import Period, custom_period, zone_info
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import AggregateDef, KpiDef
@@ -252,6 +252,53 @@ class KpiEngine:
             kpi = self.pack.kpis[kpi_id]
             if kpi.aggregate is not None:
                 results[kpi_id] = self.aggregate(kpi, period, by)
+        return self._finish(wanted, needed, results, period, by)
+
+    def compute_series(
+        self, kpi_ids: Iterable[str], periods: Sequence[Period], bys: Sequence[By]
+    ) -> dict[tuple[By, int], dict[str, KpiFigures]]:
+        """Several KPIs for several periods (the 12 months of a year) and groupings at once:
+        (by, index of the period) -> what compute() gives for that period and grouping.
+
+        One query per aggregate KPI over all the periods: GROUP BY the owner and the slice
+        between consecutive cut points (period bounds and membership changes), then each
+        slice's partial figures are combined into its period for its rep, the teams the rep
+        belonged to during the slice, and the company. Equal to compute() per period (tested);
+        count_distinct, which partial counts cannot combine, is computed per period.
+        """
+        for by in bys:
+            if by not in BY_CHOICES:
+                raise KpiError(f"cannot group by '{by}': use {', '.join(BY_CHOICES)}")
+        wanted = [self.kpi(k).id for k in kpi_ids]
+        needed = self._closure(wanted)
+        ordered = list(periods)
+        raw: dict[tuple[By, int], dict[str, dict[Key, Value]]] = {
+            (by, i): {} for by in bys for i in range(len(ordered))
+        }
+        for kpi_id in needed:
+            kpi = self.pack.kpis[kpi_id]
+            if kpi.aggregate is None:
+                continue
+            if kpi.aggregate.op == "count_distinct":
+                for (by, i), results in raw.items():
+                    results[kpi_id] = self.aggregate(kpi, ordered[i], by)
+                continue
+            for (by, i), values_ in self._series(kpi, ordered, bys).items():
+                raw[(by, i)][kpi_id] = values_
+        return {
+            (by, i): self._finish(wanted, needed, results, ordered[i], by)
+            for (by, i), results in raw.items()
+        }
+
+    def _finish(
+        self,
+        wanted: list[str],
+        needed: list[str],
+        results: dict[str, dict[Key, Value]],
+        period: Period,
+        by: By,
+    ) -> dict[str, KpiFigures]:
+        """Every scope of the grouping filled in (blank or zero), then the formula KPIs."""
         keys = self._scope_keys(period, by, results.values())
         for kpi_id in results:
             kpi = self.pack.kpis[kpi_id]
@@ -274,6 +321,71 @@ class KpiEngine:
                 out[key] = round_money(value) if kpi.unit == "money" else value
             results[kpi_id] = out
         return {k: KpiFigures(self.pack.kpis[k], period, by, results[k]) for k in wanted}
+
+    def _series(
+        self, kpi: KpiDef, periods: list[Period], bys: Sequence[By]
+    ) -> dict[tuple[By, int], dict[Key, Value]]:
+        agg = kpi.aggregate
+        assert agg is not None
+        span = custom_period(min(p.start for p in periods), max(p.end for p in periods))
+        day, is_instant, conditions, measures, finish = self._parts(kpi, span)
+        spans = self.org.intervals(span)
+        cuts = sorted(
+            {d for p in periods for d in (p.start, p.stop) if span.start < d <= span.end}
+            | {
+                d
+                for ranges in spans.values()
+                for r in ranges
+                for d in r
+                if span.start < d <= span.end
+            }
+        )
+        if cuts:
+            bounds = [self._instant(d) if is_instant else d for d in cuts]
+            bucket: ColumnElement[Any] = case(
+                *((day < b, i) for i, b in enumerate(bounds)), else_=len(bounds)
+            )
+        else:
+            bucket = literal(0)
+        query = (
+            select(Record.owner_id, bucket.label("qf_bucket"), *measures)
+            .where(*conditions)
+            .group_by(Record.owner_id, literal_column("qf_bucket"))
+        )
+        firsts = [span.start, *cuts]
+        where = [next((i for i, p in enumerate(periods) if p.contains(f)), None) for f in firsts]
+        teams_of: dict[int, list[tuple[int, list[tuple[date, date]]]]] = {}
+        for (user_id, team_id), ranges in spans.items():
+            teams_of.setdefault(user_id, []).append((team_id, ranges))
+        combine = _COMBINE[agg.op]
+        partial: dict[tuple[By, int], dict[Key, list[Any]]] = {
+            (by, i): {} for by in bys for i in range(len(periods))
+        }
+
+        def add(target: dict[Key, list[Any]], key: Key, values_: list[Any]) -> None:
+            if key not in target:
+                target[key] = list(values_)
+            else:
+                target[key] = [
+                    c(x, y) for c, x, y in zip(combine, target[key], values_, strict=True)
+                ]
+
+        for owner, index, *values_ in self.session.execute(query):
+            i = where[int(index)]
+            if i is None:
+                continue
+            first = firsts[int(index)]
+            if "rep" in bys:
+                add(partial[("rep", i)], owner, values_)
+            if "company" in bys:
+                add(partial[("company", i)], None, values_)
+            if "team" in bys:
+                for team_id, ranges in teams_of.get(owner, ()):
+                    if any(a <= first < b for a, b in ranges):
+                        add(partial[("team", i)], team_id, values_)
+        return {
+            key: {scope: finish(v) for scope, v in found.items()} for key, found in partial.items()
+        }
 
     def aggregate(self, kpi: KpiDef, period: Period, by: By) -> dict[Key, Value]:
         """key -> value for the scopes that have records (one GROUP BY query)."""
