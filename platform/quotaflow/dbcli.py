@@ -48,7 +48,8 @@ def serve_command(host: str, port: int) -> None:
     help="Pretend today is this date (default: today).",
 )
 def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
-    """Install the stock pack and reproducible demo data: org, logins, 12 months of activity."""
+    """Install the stock pack and reproducible demo data: org, logins, activity since January
+    of last year."""
     from quotaflow.demo import DEMO_PASSWORD, load_demo_data, rep_count
     from quotaflow.org.models import User
     from quotaflow.packs.install import install_pack

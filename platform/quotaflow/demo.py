@@ -1,4 +1,5 @@
-"""Reproducible demo company: org, logins and 12 months of deals and visits for the stock pack."""
+"""Reproducible demo company: org, logins, and deals, visits and payments since the start of
+last year for the stock pack."""
 
 from __future__ import annotations
 
@@ -236,9 +237,10 @@ def load_demo_data(
     today: date,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> DemoResult:
-    """Org, logins, deals, visits, payments for 12 months to `today`; same seed, same data."""
+    """Org, logins, deals, visits, payments from the start of last year to `today` (so that
+    targets split by last year's results have a whole year to go by); same seed, same data."""
     rng = random.Random(seed)
-    months = month_starts(today)
+    months = month_starts(today, 12 + today.month)
     logins, reps = build_demo_org(session, months[0])
     deals = visits = payments = 0
     for rep, team in reps:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,8 +23,7 @@ from quotaflow.kpis.engine import KpiEngine
 from quotaflow.kpis.periods import Period
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.scorecards.engine import ScoreResult, item_id, score_card
-from quotaflow.targets.decompose import Allocation
-from quotaflow.targets.services import TargetBreakdown, breakdown
+from quotaflow.targets.services import allocations_of, breakdown, target_in
 
 CENT = Decimal("0.01")
 
@@ -43,48 +42,6 @@ class ScoringTimes:
 def people_scored(engine: KpiEngine, role: str, period: Period) -> set[int]:
     """Users holding the scorecard's role in a membership that overlaps the period."""
     return engine.org.members_on(period, {role})
-
-
-def rep_places(plan: TargetBreakdown) -> dict[int, list[Allocation]]:
-    """user id -> the allocations of the main tier that go to them (one per team they are in)."""
-    places: dict[int, list[Allocation]] = {}
-    for allocation in plan.tiers[plan.main_tier].walk():
-        if allocation.node.kind == "rep" and allocation.node.id is not None:
-            places.setdefault(allocation.node.id, []).append(allocation)
-    return places
-
-
-def rep_target(
-    plan: TargetBreakdown,
-    user_id: int,
-    period: Period,
-    places: dict[int, list[Allocation]] | None = None,
-) -> Decimal | None:
-    """The rep's target (main tier) for `period`: their phases inside it, else pro rata."""
-    mine = (places if places is not None else rep_places(plan)).get(user_id)
-    if not mine:
-        return None
-    return sum((_in_period(a, plan, period) for a in mine), Decimal(0))
-
-
-def _in_period(allocation: Allocation, plan: TargetBreakdown, period: Period) -> Decimal:
-    if plan.sub_periods and allocation.phases:
-        inside = [
-            phase
-            for phase, part in zip(allocation.phases, plan.sub_periods, strict=True)
-            if part.start >= period.start and part.end <= period.end
-        ]
-        if inside:
-            return sum(inside, Decimal(0))
-    overlap_start, overlap_end = (
-        max(period.start, plan.period.start),
-        min(period.end, plan.period.end),
-    )
-    if overlap_end < overlap_start:
-        return Decimal(0)
-    days = (overlap_end - overlap_start).days + 1
-    share = allocation.amount * days / plan.period.days
-    return share.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def score_period(
@@ -115,9 +72,9 @@ def score_period(
     }
     targets = {}
     for plan_id, plan in plans.items():
-        places = rep_places(plan)
+        places = allocations_of(plan, "rep")
         for person in people:
-            targets[(plan_id, person)] = rep_target(plan, person, period, places)
+            targets[(plan_id, person)] = target_in(plan, places.get(person, []), period)
     times.targets += time.perf_counter() - started
     started = time.perf_counter()
     out: dict[int, ScoreResult] = {}

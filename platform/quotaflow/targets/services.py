@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.orm import Session
 
@@ -196,3 +196,52 @@ def breakdown(
         for name in tiers:
             tiers[name] = phase(tiers[name], weights)
     return TargetBreakdown(plan, period, on, tiers, parts)
+
+
+# --- a node's target for a period (scorecards, home pages) -------------------------------------
+
+
+def allocations_of(
+    plan: TargetBreakdown, kind: str, tier: str | None = None
+) -> dict[int, list[Allocation]]:
+    """node id (user or team) -> its allocations of that kind in a tier (a rep in two teams
+    has two)."""
+    found: dict[int, list[Allocation]] = {}
+    for allocation in plan.tiers[tier or plan.main_tier].walk():
+        if allocation.node.kind == kind and allocation.node.id is not None:
+            found.setdefault(allocation.node.id, []).append(allocation)
+    return found
+
+
+def phases_in(
+    plan: TargetBreakdown, allocation: Allocation, period: Period
+) -> tuple[list[Decimal], list[Period]]:
+    """The allocation's phased amounts of the sub-periods lying inside `period`."""
+    if not plan.sub_periods or not allocation.phases:
+        return [], []
+    pairs = [
+        (amount, part)
+        for amount, part in zip(allocation.phases, plan.sub_periods, strict=True)
+        if part.start >= period.start and part.end <= period.end
+    ]
+    return [a for a, _p in pairs], [p for _a, p in pairs]
+
+
+def target_in(
+    plan: TargetBreakdown, allocations: Sequence[Allocation], period: Period
+) -> Decimal | None:
+    """The target of these allocations for `period`: their phases inside it, else pro rata
+    by days of the plan's period (blank when there are none)."""
+    if not allocations:
+        return None
+    total = Decimal(0)
+    for allocation in allocations:
+        phases, _parts = phases_in(plan, allocation, period)
+        if phases:
+            total += sum(phases, Decimal(0))
+            continue
+        start, end = max(period.start, plan.period.start), min(period.end, plan.period.end)
+        if end >= start:
+            share = allocation.amount * ((end - start).days + 1) / plan.period.days
+            total += share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return total

@@ -46,7 +46,42 @@ def home():  # type: ignore[no-untyped-def]
             base = base.where(Record.owner_id == current_user.id)
         recent, counts = recent_records(session, base)
         context.update(counts=counts, recent=_titled(session, recent), owners=_owners(recent))
+        context["progress"] = _progress(session, role)
     return render_template("home.html", **context)
+
+
+def _progress(session: Any, role: str) -> list[tuple[Any, list[Any]]]:
+    """(pack, bars) of every target plan running today: a rep's own, or a manager's teams
+    and the reps in them."""
+    from quotaflow.org.models import Membership
+    from quotaflow.org.roles import roles_with
+    from quotaflow.org.services import team_and_subteams
+    from quotaflow.packs.services import active_packs
+    from quotaflow.targets.progress import progress
+
+    today = date.today()
+    valid = (Membership.valid_from <= today) & (
+        Membership.valid_to.is_(None) | (Membership.valid_to > today)
+    )
+    out = []
+    for pack in active_packs(session):
+        reps: list[int] = [current_user.id] if role == "rep" else []
+        teams: list[int] = []
+        if role == "manager":
+            managers = roles_with(Capability.MANAGER, pack.role_capabilities)
+            teams = list(session.scalars(select(Membership.team_id).where(
+                Membership.user_id == current_user.id, Membership.role.in_(managers), valid
+            )))  # fmt: skip
+            under = {t for team in teams for t in team_and_subteams(session, team)}
+            rep_roles = roles_with(Capability.REP, pack.role_capabilities)
+            reps = sorted(set(session.scalars(select(Membership.user_id).where(
+                Membership.team_id.in_(under), Membership.role.in_(rep_roles), valid
+            ))))  # fmt: skip
+        for plan_id in pack.target_plans:
+            bars = progress(session, pack, plan_id, reps=reps, teams=teams, today=today)
+            if bars:
+                out.append((pack, pack.target_plans[plan_id], bars))
+    return out
 
 
 def _titled(session: Any, records: list[Record]) -> list[tuple[Record, str, str]]:

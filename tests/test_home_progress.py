@@ -1,0 +1,87 @@
+"""Home pages show pace against target on the demo company: a rep their own month, quarter
+and fiscal year; a manager their team's totals and every rep of the team; the reps' targets
+add up exactly to the team's, and the actuals are the KPI engine's figures."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from click.testing import CliRunner
+
+from quotaflow.cli import main
+from quotaflow.demo import DEMO_PASSWORD
+
+TODAY = "2026-11-24"
+
+
+def bars(html: str) -> dict[tuple[str, str], list[str]]:
+    """(period, who) -> the row's cell texts."""
+    out = {}
+    for period, who, body in re.findall(
+        r'<tr data-period="([^"]+)" data-who="([^"]+)"[^>]*>(.*?)</tr>', html, re.S
+    ):
+        out[(period, who)] = [
+            re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)
+        ]
+    return out
+
+
+def amount(text: str) -> Decimal:
+    return Decimal(re.sub(r"[^0-9.\-]", "", text))
+
+
+def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatch: Any) -> None:
+    import quotaflow.web.views as views
+
+    class Today:  # the pages use date.today(); the demo was built for TODAY
+        @staticmethod
+        def today() -> Any:
+            from datetime import date
+
+            return date.fromisoformat(TODAY)
+
+    monkeypatch.setattr(views, "date", Today)
+    assert runner.invoke(main, ["demo", "--today", TODAY, "--seed", "7"]).exit_code == 0
+
+    auth.login("li.wei", DEMO_PASSWORD)
+    mine = bars(auth.client.get("/").get_data(as_text=True))
+    assert {p for p, _w in mine} == {"2026-11", "2026-Q4", "FY2026"}
+    assert len({who for _p, who in mine}) == 1 and next(iter(mine))[1].startswith("rep-")
+    assert len(mine) == 3 and all(amount(cells[3]) > 0 for cells in mine.values())
+    shown = json.loads(
+        runner.invoke(
+            main,
+            [
+                "kpi",
+                "show",
+                "won_revenue",
+                "--period",
+                "2026-11",
+                "--by",
+                "rep",
+                "--format",
+                "json",
+                "--today",
+                TODAY,
+            ],
+        ).output
+    )
+    li = next(r for r in shown if r["rep"] == "li.wei")
+    month = next(cells for (period, _w), cells in mine.items() if period == "2026-11")
+    assert amount(month[2]) == Decimal(li["won_revenue"])
+    auth.logout()
+
+    auth.login("wang.fang", DEMO_PASSWORD)
+    team = bars(auth.client.get("/").get_data(as_text=True))
+    for period in ("2026-11", "2026-Q4", "FY2026"):
+        teams = [
+            cells for (p, who), cells in team.items() if p == period and who.startswith("team-")
+        ]
+        reps = [cells for (p, who), cells in team.items() if p == period and who.startswith("rep-")]
+        assert len(teams) == 1 and len(reps) == 5
+        assert sum(amount(r[3]) for r in reps) == amount(teams[0][3])  # parts sum to the whole
+        assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
