@@ -6,8 +6,10 @@ import csv
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 from click.testing import CliRunner
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from quotaflow import db
@@ -23,7 +25,7 @@ def _run(runner: CliRunner, *args: str) -> str:
     return result.output
 
 
-def test_kpi_and_target_show_on_the_demo(runner: CliRunner, db_url: str) -> None:
+def test_kpi_and_target_show_on_the_demo(runner: CliRunner, db_url: str, tmp_path: Path) -> None:
     _run(runner, "demo", "--today", TODAY, "--seed", "7")
 
     # won revenue for the company equals a direct SQL sum (Shanghai days: UTC+8, no DST)
@@ -136,6 +138,25 @@ def test_kpi_and_target_show_on_the_demo(runner: CliRunner, db_url: str) -> None
         TODAY,
     )
     assert "162000000.00" in out
+
+    # any KPI or target table exports to XLSX (numbers stay numbers) and to a CSV file
+    book_path = tmp_path / "reps.xlsx"
+    _run(runner, "kpi", "show", "won_revenue", "--period", "2026-Q3", "--by", "rep",
+         "--format", "xlsx", "--output", str(book_path))  # fmt: skip
+    sheet = load_workbook(book_path).active
+    assert sheet is not None
+    table = [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert table[0] == ["rep", "name", "won_revenue"]
+    assert sorted((r[0], Decimal(str(r[2]))) for r in table[1:]) == sorted(
+        (r["rep"], Decimal(r["won_revenue"])) for r in rows
+    )
+    targets_csv = tmp_path / "targets.csv"
+    _run(runner, "target", "show", "revenue_fy2026", "--by", "rep", "--format", "csv",
+         "--output", str(targets_csv), "--today", TODAY)  # fmt: skip
+    exported = list(csv.DictReader(targets_csv.open(encoding="utf-8")))
+    assert sum(Decimal(r["target"]) for r in exported) == Decimal("135000000.00")
+    refused = runner.invoke(main, ["kpi", "show", "won_revenue", "--format", "xlsx"])
+    assert refused.exit_code != 0 and "add --output FILE.xlsx" in refused.output
 
 
 def test_errors_are_messages(runner: CliRunner) -> None:

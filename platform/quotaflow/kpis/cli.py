@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,12 @@ from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
 from quotaflow.packs.services import active_pack, installed_packs
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "xlsx")
+OUTPUT = click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the table to this file (required for xlsx; csv and json too).",
+)
 
 
 def pick_pack(session: Session, pack_id: str | None) -> CompiledPack:
@@ -39,6 +45,22 @@ def pick_pack(session: Session, pack_id: str | None) -> CompiledPack:
             )
         pack_id = packs[0].id
     return active_pack(session, pack_id)
+
+
+def xlsx_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """One sheet: a title row, the header, the rows (Decimals as numbers, dates as dates)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([title])
+    sheet.append(list(columns))
+    for row in rows:
+        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def pack_today(pack: CompiledPack, today: datetime | None) -> date:
@@ -85,19 +107,32 @@ def emit(
     fmt: str,
     units: Sequence[str] | None = None,
     right: Sequence[bool] | None = None,
+    output: Path | None = None,
 ) -> None:
-    """Print rows as a rich table, JSON (a list of objects) or CSV."""
-    if fmt == "json":
-        out = [dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows]
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    """Print rows as a rich table, JSON (a list of objects) or CSV, or write them to `output`
+    (CSV, JSON or an XLSX workbook whose numbers stay numbers)."""
+    if fmt == "xlsx":
+        if output is None:
+            raise QuotaflowError("--format xlsx writes a file: add --output FILE.xlsx")
+        output.write_bytes(xlsx_table(title, columns, rows))
+        click.echo(f"Wrote {len(rows)} row(s) to {output}")
         return
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if v is None else plain(v) for v in row])
-        click.echo(buffer.getvalue(), nl=False)
+    if fmt in ("json", "csv"):
+        if fmt == "json":
+            out = [dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows]
+            text = json.dumps(out, ensure_ascii=False, indent=2) + "\n"
+        else:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow(["" if v is None else plain(v) for v in row])
+            text = buffer.getvalue()
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+            click.echo(f"Wrote {len(rows)} row(s) to {output}")
+        else:
+            click.echo(text, nl=False)
         return
     table = Table(title=title, title_justify="left")
     for i, name in enumerate(columns):
@@ -128,6 +163,7 @@ def kpi_group() -> None:
 @click.option("--by", type=click.Choice(BY_CHOICES), default="rep", show_default=True)
 @click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@OUTPUT
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
 def show_command(
     kpi_id: str,
@@ -135,6 +171,7 @@ def show_command(
     by: str,
     pack_id: str | None,
     fmt: str,
+    output: Path | None,
     today: datetime | None,
 ) -> None:
     """Show KPI_ID for a period, one row per rep, team (with its sub-teams) or the company."""
@@ -168,6 +205,7 @@ def show_command(
             fmt,
             units=["text", "text", kpi.unit],
             right=[False, False, True],
+            output=output,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from quotaflow import db
 from quotaflow.config import settings_from_env
 from quotaflow.errors import QuotaflowError
-from quotaflow.kpis.cli import FORMATS, emit, pack_today, pick_pack
+from quotaflow.kpis.cli import FORMATS, OUTPUT, emit, pack_today, pick_pack
 from quotaflow.kpis.periods import parse_period
 from quotaflow.leaderboards.services import board_period, leaderboard, scorecard_scores
 from quotaflow.org.models import Team
@@ -28,6 +29,7 @@ def leaderboard_group() -> None:
 @click.option("--team", "team_key", help="Only this team's reps (or sub-teams), by team key.")
 @click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@OUTPUT
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
 def show_command(
     board_id: str,
@@ -35,6 +37,7 @@ def show_command(
     team_key: str | None,
     pack_id: str | None,
     fmt: str,
+    output: Path | None,
     today: datetime | None,
 ) -> None:
     """Show BOARD_ID: rank, name, figure, change since the previous period, awards."""
@@ -90,4 +93,5 @@ def show_command(
                 "text",
             ],
             right=[True, False, True, True, False],
+            output=output,
         )

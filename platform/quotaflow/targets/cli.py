@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import click
 
 from quotaflow import db
 from quotaflow.config import settings_from_env
-from quotaflow.kpis.cli import FORMATS, emit, pack_today, pick_pack
+from quotaflow.kpis.cli import FORMATS, OUTPUT, emit, pack_today, pick_pack
 from quotaflow.kpis.engine import KpiEngine
 from quotaflow.kpis.pace import pace
 from quotaflow.kpis.periods import Period, parse_period
@@ -54,6 +55,7 @@ def _slice(result: TargetBreakdown, node: Allocation, period: Period) -> tuple[D
 @click.option("--tier", default=None, help="Tier to show (default: ideal).")
 @click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@OUTPUT
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
 def show_command(
     plan_id: str,
@@ -62,6 +64,7 @@ def show_command(
     tier: str | None,
     pack_id: str | None,
     fmt: str,
+    output: Path | None,
     today: datetime | None,
 ) -> None:
     """Target, actual, attainment, expected to date, projection and gap per rep or team."""
@@ -145,6 +148,7 @@ def show_command(
                 kpi.unit,
             ],
             right=[False, False, False, True, True, True, True, True, True],
+            output=output,
         )
 
 
