@@ -72,6 +72,18 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/leaderboards/b2b_manufacturer/top_sellers", {}),
         SIGNED_IN,
     ),
+    # target splits: managers move target inside their teams (`target` is a rep of east)
+    ("targets.plan_page", "GET"): (
+        lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026", {}),
+        MANAGERS,
+    ),
+    ("targets.adjust", "POST"): (
+        lambda ids: (
+            "/targets/b2b_manufacturer/revenue_fy2026/adjust",
+            {"node": "nobody", "amount": "1", "reason": "test"},  # refused: 400 for managers
+        ),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": "status 400", "admin": "status 400"},
+    ),
     # the appraisal cycle: `target` is another rep of the team (their manager rates them)
     ("appraisals.index", "GET"): (lambda ids: ("/appraisals", {}), SIGNED_IN),
     ("appraisals.open_period", "POST"): (

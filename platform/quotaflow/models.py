@@ -13,6 +13,7 @@ from quotaflow.scorecards.models import (
     AppraisalRating,
     AppraisalResult,
 )
+from quotaflow.targets.models import TargetAdjustment
 
 __all__ = [
     "AppraisalNote",
@@ -29,6 +30,7 @@ __all__ = [
     "Record",
     "RecordHistory",
     "StageMove",
+    "TargetAdjustment",
     "Team",
     "User",
 ]

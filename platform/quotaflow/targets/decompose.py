@@ -371,3 +371,43 @@ def describe(allocation: Allocation) -> list[dict[str, Any]]:
 
     visit(allocation, 0)
     return rows
+
+
+def adjust(allocation: Allocation, key: str, amount: Number) -> Allocation:
+    """A new tree where node `key` gets `amount` and its siblings share the rest of their
+    parent's amount in proportion to what they had (to the cent, summing exactly); every
+    changed node's own children are rescaled the same way. The parent's amount never moves."""
+    value = from_cents(to_cents(amount))
+
+    def visit(node: Allocation) -> Allocation:
+        index = next((i for i, c in enumerate(node.children) if c.node.key == key), None)
+        if index is None:
+            out = Allocation(node.node, node.amount, node.method, node.manual)
+            out.children = [visit(c) for c in node.children]
+            return out
+        if value < 0 or value > node.amount:
+            raise TargetError(
+                f"{node.children[index].node.name} can get between 0 and {node.amount} "
+                f"(what {node.node.name} has), not {value}"
+            )
+        others = [c for i, c in enumerate(node.children) if i != index]
+        if not others and value != node.amount:
+            raise TargetError(
+                f"{node.children[index].node.name} is the only part of {node.node.name}: "
+                f"its target is {node.amount}"
+            )
+        shares = allocate(node.amount - value, [c.amount for c in others]) if others else []
+        out = Allocation(node.node, node.amount, node.method, node.manual)
+        rest = iter(shares)
+        for i, child in enumerate(node.children):
+            new = value if i == index else next(rest)
+            moved = scale(child, new)
+            moved.manual = child.manual or i == index
+            out.children.append(moved)
+        return out
+
+    if allocation.find(key) is None:
+        raise TargetError(f"no '{key}' in this target split")
+    if allocation.node.key == key:
+        raise TargetError("the plan's total is set in the pack; adjust its parts instead")
+    return visit(allocation)

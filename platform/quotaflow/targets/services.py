@@ -19,6 +19,7 @@ from quotaflow.targets.decompose import (
     Method,
     OrgNode,
     TargetError,
+    adjust,
     decompose,
     phase,
     phase_weights,
@@ -156,6 +157,21 @@ def _rule(
     )
 
 
+def apply_adjustments(
+    session: Session, pack: CompiledPack, plan_id: str, ideal: Allocation
+) -> Allocation:
+    """The ideal split with the plan's adjustments applied, oldest first. One that no longer
+    fits (its node left the org, or it exceeds what the parent now has) is skipped."""
+    from quotaflow.targets.adjustments import versions_of
+
+    for version in versions_of(session, pack.id, plan_id):
+        try:
+            ideal = adjust(ideal, version.node_key, version.amount)
+        except TargetError:
+            continue
+    return ideal
+
+
 def breakdown(
     session: Session,
     pack: CompiledPack,
@@ -177,7 +193,7 @@ def breakdown(
     levels = [s.level for s in plan.split]
     tree = org_tree(engine, levels, on)
     rules = [_rule(engine, plan, i, s, period, s.level) for i, s in enumerate(plan.split)]
-    ideal = decompose(plan.total, tree, rules)
+    ideal = apply_adjustments(session, pack, plan.id, decompose(plan.total, tree, rules))
     tiers_def = plan.tiers or {"ideal": 1.0}
     totals = tier_totals(plan.total, tiers_def)
     tiers = {

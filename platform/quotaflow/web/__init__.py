@@ -26,6 +26,9 @@ def init_app(app: Flask) -> None:
     from quotaflow.scorecards import views as appraisal_views
 
     app.register_blueprint(appraisal_views.bp)  # the appraisal cycle
+    from quotaflow.targets import views as target_views
+
+    app.register_blueprint(target_views.bp)  # target splits and adjustments
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 

@@ -1,0 +1,123 @@
+"""Mid-period target adjustments: a manager moves target between the parts of their team.
+
+Each adjustment sets one node (a rep, a team, a region) to an amount for the plan's whole
+period in the ideal tier; its siblings share the rest of their parent's amount in proportion
+to what they had, so every parent keeps its amount and the parts still sum exactly. It is kept
+as version N of the plan's split with the reason, who, when and every sibling's amount before
+and after, plus an audit event; `breakdown()` applies the versions in order on top of the
+decomposition the pack defines (other tiers and the phasing follow).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quotaflow.audit import record_event
+from quotaflow.org.models import Membership, User
+from quotaflow.org.roles import Capability, roles_with
+from quotaflow.org.services import team_and_subteams
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.targets.decompose import Allocation, TargetError, adjust
+from quotaflow.targets.models import TargetAdjustment
+from quotaflow.targets.services import breakdown, plan_of
+
+
+def versions_of(session: Session, pack_id: str, plan_id: str) -> list[TargetAdjustment]:
+    query = select(TargetAdjustment).where(
+        TargetAdjustment.pack_id == pack_id, TargetAdjustment.plan_id == plan_id
+    )
+    return list(session.scalars(query.order_by(TargetAdjustment.version_no)))
+
+
+def teams_adjustable_by(
+    session: Session, pack: CompiledPack, person: User, today: date
+) -> set[int] | None:
+    """The team ids whose parts this person may move (None: all of them, for admins)."""
+    if person.is_admin:
+        return None
+    managers = roles_with(Capability.MANAGER, pack.role_capabilities)
+    valid = (Membership.valid_from <= today) & (
+        Membership.valid_to.is_(None) | (Membership.valid_to > today)
+    )
+    own = session.scalars(
+        select(Membership.team_id).where(
+            Membership.user_id == person.id, Membership.role.in_(managers), valid
+        )
+    )
+    return {t for team in own for t in team_and_subteams(session, team)}
+
+
+def parent_of(root: Allocation, key: str) -> Allocation | None:
+    for node in root.walk():
+        if any(c.node.key == key for c in node.children):
+            return node
+    return None
+
+
+def adjust_target(
+    session: Session,
+    pack: CompiledPack,
+    plan_id: str,
+    *,
+    node_key: str,
+    amount: str,
+    reason: str,
+    actor: User,
+    today: date,
+) -> TargetAdjustment:
+    """Record version N+1 of the split; TargetError with a plain reason when refused."""
+    plan = plan_of(pack, plan_id)
+    if not reason.strip():
+        raise TargetError("say why the target changes: the reason is kept with the new version")
+    try:
+        value = Decimal(amount.replace(",", "").strip())
+    except InvalidOperation:
+        raise TargetError(
+            f"'{amount}' is not an amount; write it like 1250000 or 1250000.50"
+        ) from None
+    if not actor.is_admin and plan.adjustable_by not in (
+        "manager",
+        *roles_with(Capability.MANAGER, pack.role_capabilities),
+    ):
+        raise TargetError(f"only {plan.adjustable_by} may adjust this plan")
+    current = breakdown(session, pack, plan_id, today=today)
+    tree = current.tiers["ideal" if "ideal" in current.tiers else current.main_tier]
+    parent = parent_of(tree, node_key)
+    if parent is None:
+        raise TargetError(f"no '{node_key}' in the split of {plan_id}")
+    allowed = teams_adjustable_by(session, pack, actor, today)
+    if allowed is not None and parent.node.id not in allowed:
+        raise TargetError(f"{parent.node.name} is not one of your teams: ask its manager")
+    after_tree = adjust(tree, node_key, value)
+    new_parent = parent_of(after_tree, node_key)
+    assert new_parent is not None
+    version = (
+        session.scalar(
+            select(func.max(TargetAdjustment.version_no)).where(
+                TargetAdjustment.pack_id == pack.id, TargetAdjustment.plan_id == plan_id
+            )
+        )
+        or 0
+    ) + 1
+    row = TargetAdjustment(
+        pack_id=pack.id, plan_id=plan_id, version_no=version, node_key=node_key,
+        amount=value, reason=reason.strip(), before=_amounts(parent), after=_amounts(new_parent),
+        changed_by=actor.id,
+    )  # fmt: skip
+    session.add(row)
+    record_event(
+        session, actor=actor.username, action="target_adjust", object_type="target_plan",
+        object_id=f"{pack.id}/{plan_id}",
+        details={"version": version, "node": node_key, "amount": str(value), "reason": row.reason},
+    )  # fmt: skip
+    session.flush()
+    return row
+
+
+def _amounts(parent: Allocation) -> dict[str, Any]:
+    return {c.node.key: str(c.amount) for c in parent.children}

@@ -1,0 +1,177 @@
+"""Mid-period target adjustments: the parts still sum exactly, every parent keeps its amount,
+each change is a version with its reason and an audit event, breakdown() follows it, and
+refusals are plain (an amount over the team's, a team that is not yours, no reason); the
+page lets a manager move target with their input kept on a mistake."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from quotaflow.audit.models import AuditEvent
+from quotaflow.cli import main
+from quotaflow.demo import DEMO_PASSWORD
+from quotaflow.org.services import user_by_username
+from quotaflow.packs.services import active_pack
+from quotaflow.targets.adjustments import adjust_target, versions_of
+from quotaflow.targets.decompose import (
+    Allocation,
+    LevelRule,
+    OrgNode,
+    TargetError,
+    adjust,
+    decompose,
+)
+from quotaflow.targets.services import breakdown
+
+TODAY = date(2026, 11, 24)
+
+
+def tree(sizes: list[int]) -> OrgNode:
+    return OrgNode("company", "company", "Company", 1, [
+        OrgNode(f"t{i}", "team", f"T{i}", 10 + i, [OrgNode(f"r{i}_{j}", "rep", f"R{i}{j}", 100 * i + j) for j in range(n)])
+        for i, n in enumerate(sizes)
+    ])  # fmt: skip
+
+
+def sums_hold(node: Allocation) -> bool:
+    return not node.children or (
+        sum(c.amount for c in node.children) == node.amount
+        and all(sums_hold(c) for c in node.children)
+    )
+
+
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=5),
+    total=st.decimals(min_value=0, max_value=10**9, places=2),
+    pick=st.integers(0, 10**6),
+    share=st.fractions(min_value=0, max_value=1),
+)
+def test_an_adjustment_keeps_every_parent_and_sums_exactly(
+    sizes: list[int], total: Decimal, pick: int, share: Any
+) -> None:
+    start = decompose(total, tree(sizes), [LevelRule("equal"), LevelRule("equal")])
+    nodes = [a for a in start.walk() if a.node.kind != "company"]
+    chosen = nodes[pick % len(nodes)]
+    parent = next(a for a in start.walk() if chosen in a.children)
+    value = (parent.amount * Decimal(share.numerator) / Decimal(share.denominator)).quantize(
+        Decimal("0.01"), rounding="ROUND_DOWN"
+    )
+    if len(parent.children) == 1:
+        value = parent.amount
+    after = adjust(start, chosen.node.key, value)
+    assert sums_hold(after) and after.amount == start.amount
+    assert after.find(chosen.node.key).amount == value  # type: ignore[union-attr]
+    for a in after.walk():
+        if (
+            a.node.kind == "team"
+            and chosen.node.kind == "rep"
+            and chosen.node.key not in {c.node.key for c in a.children}
+        ):
+            assert a.amount == start.find(a.node.key).amount  # type: ignore[union-attr]
+
+
+def test_adjust_refuses_what_cannot_be() -> None:
+    start = decompose(Decimal("1000"), tree([2, 1]), [LevelRule("equal"), LevelRule("equal")])
+    with pytest.raises(TargetError, match="between 0 and 500.00"):
+        adjust(start, "r0_0", Decimal("600"))
+    with pytest.raises(TargetError, match="the only part of T1"):
+        adjust(start, "r1_0", Decimal("10"))
+    with pytest.raises(TargetError, match="no 'nobody'"):
+        adjust(start, "nobody", Decimal("1"))
+    with pytest.raises(TargetError, match="total is set in the pack"):
+        adjust(start, "company", Decimal("1"))
+
+
+@pytest.fixture
+def demo(runner: CliRunner, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    result = runner.invoke(main, ["demo", "--today", TODAY.isoformat(), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    return sessions
+
+
+def test_versions_reasons_audit_and_refusals_on_the_demo(demo: sessionmaker[Session]) -> None:
+    with demo() as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        manager = user_by_username(session, "wang.fang")
+        assert manager is not None
+        team = (
+            breakdown(session, pack, "revenue_fy2026", today=TODAY)
+            .tiers["ideal"]
+            .find("east_key_accounts")
+        )
+        assert team is not None
+        row = adjust_target(session, pack, "revenue_fy2026", node_key="li.wei", amount="8,000,000",
+                            reason="Took over the Gree account", actor=manager, today=TODAY)  # fmt: skip
+        assert row.version_no == 1 and row.after["li.wei"] == "8000000.00"
+        assert (
+            sum(Decimal(v) for v in row.after.values())
+            == team.amount
+            == sum(Decimal(v) for v in row.before.values())
+        )
+        now = breakdown(session, pack, "revenue_fy2026", today=TODAY)
+        ideal = now.tiers["ideal"]
+        assert ideal.find("li.wei").amount == Decimal("8000000.00")  # type: ignore[union-attr]
+        assert ideal.find("east_key_accounts").amount == team.amount  # type: ignore[union-attr]
+        assert sum(now.tiers["ideal"].find("li.wei").phases) == Decimal("8000000.00")  # type: ignore[union-attr]
+        assert now.tiers["stretch"].amount == Decimal("162000000.00") and sums_hold(
+            now.tiers["stretch"]
+        )
+        for kwargs, message in (
+            ({"node_key": "wu.xia", "amount": "1", "reason": "x"}, "not one of your teams"),
+            ({"node_key": "li.wei", "amount": "1e12", "reason": "x"}, "can get between 0 and"),
+            ({"node_key": "li.wei", "amount": "lots", "reason": "x"}, "'lots' is not an amount"),
+            ({"node_key": "li.wei", "amount": "1", "reason": " "}, "say why the target changes"),
+        ):
+            with pytest.raises(TargetError, match=message):
+                adjust_target(session, pack, "revenue_fy2026", actor=manager, today=TODAY, **kwargs)
+        session.commit()
+        assert [
+            v.version_no for v in versions_of(session, "b2b_manufacturer", "revenue_fy2026")
+        ] == [1]
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "target_adjust")
+        ).one()
+        assert (
+            event.actor == "wang.fang" and event.details["reason"] == "Took over the Gree account"
+        )
+
+
+def test_a_manager_moves_target_on_the_page(demo: sessionmaker[Session], auth: Any) -> None:
+    auth.login("wang.fang", DEMO_PASSWORD)
+    page = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026")
+    html = page.get_data(as_text=True)
+    assert (
+        page.status_code == 200
+        and 'data-node="li.wei"' in html
+        and 'data-node="wu.xia"' not in html
+    )
+    bad = auth.post(
+        "/targets/b2b_manufacturer/revenue_fy2026/adjust",
+        {"node": "li.wei", "amount": "999999999999", "reason": "Gree"},
+    )
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert (
+        "can get between 0 and" in text
+        and 'value="999999999999"' in text
+        and 'value="Gree"' in text
+    )
+    ok = auth.post(
+        "/targets/b2b_manufacturer/revenue_fy2026/adjust",
+        {"node": "li.wei", "amount": "8000000", "reason": "Gree"},
+    )
+    assert ok.status_code == 302
+    after = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026").get_data(as_text=True)
+    assert "Version 1" in after and "Gree" in after and "adjusted" in after
+    auth.logout()
+    auth.login("li.wei", DEMO_PASSWORD)
+    assert auth.client.get("/targets/b2b_manufacturer/revenue_fy2026").status_code == 403
