@@ -72,6 +72,23 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/leaderboards/b2b_manufacturer/top_sellers", {}),
         SIGNED_IN,
     ),
+    # the import page (admins); a made-up upload name is not found
+    ("imports.start", "GET"): (lambda ids: ("/admin/import", {}), ADMIN_ONLY),
+    ("imports.upload", "POST"): (
+        lambda ids: ("/admin/import", {"form": "b2b_manufacturer:deal"}),
+        ADMIN_ONLY,
+    ),
+    ("imports.mapping", "GET"): (
+        lambda ids: ("/admin/import/" + "a" * 32 + ".csv?pack=b2b_manufacturer&form=deal", {}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
+    ("imports.run", "POST"): (
+        lambda ids: (
+            "/admin/import/" + "a" * 32 + ".csv",
+            {"pack": "b2b_manufacturer", "form": "deal"},
+        ),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
     # target splits: managers move target inside their teams (`target` is a rep of east)
     ("targets.plan_page", "GET"): (
         lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026", {}),

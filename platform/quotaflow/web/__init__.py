@@ -29,6 +29,9 @@ def init_app(app: Flask) -> None:
     from quotaflow.targets import views as target_views
 
     app.register_blueprint(target_views.bp)  # target splits and adjustments
+    from quotaflow.records import import_views
+
+    app.register_blueprint(import_views.bp)  # /admin/import: upload, map, check, import
     app.teardown_appcontext(_close_session)
     _init_foundation(app)
 

@@ -1,0 +1,223 @@
+"""The admin import page: upload a CSV/XLSX, see its first rows and the column -> field
+mapping (pre-filled by names and labels), check it (nothing written), then import all or the
+good rows. The uploaded file waits in the instance folder under a random name."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from quotaflow.errors import QuotaflowError
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.packs.definitions import label_text
+from quotaflow.packs.services import PackNotInstalled, active_pack, active_packs
+from quotaflow.pipelines.services import pipeline_of
+from quotaflow.records.importing import (
+    MAX_IMPORT_BYTES,
+    ImportPlan,
+    ImportRejected,
+    import_records,
+    read_table,
+)
+from quotaflow.web import request_session
+from quotaflow.web.i18n import current_language
+
+bp = Blueprint("imports", __name__, url_prefix="/admin/import")
+PREVIEW_ROWS = 10
+SUFFIXES = (".csv", ".xlsx")
+
+
+def _admin_only() -> None:
+    if not current_user.is_admin:
+        abort(403)
+
+
+def _folder() -> Path:
+    folder = Path(current_app.instance_path) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _upload(token: str) -> Path:
+    name, dot, suffix = token.partition(".")
+    if (
+        not (dot and len(name) == 32 and all(c in "0123456789abcdef" for c in name))
+        or f".{suffix}" not in SUFFIXES
+    ):
+        abort(404)
+    path = _folder() / token
+    if not path.is_file():
+        abort(404)
+    return path
+
+
+@bp.get("")
+def start() -> ResponseReturnValue:
+    _admin_only()
+    forms = [
+        (p.id, f.id, label_text(f.label, current_language(), f.id))
+        for p in active_packs(request_session())
+        for f in p.forms.values()
+    ]
+    return render_template("records/import_start.html", forms=forms)
+
+
+@bp.post("")
+def upload() -> ResponseReturnValue:
+    _admin_only()
+    file = request.files.get("file")
+    target = request.form.get("form", "")
+    suffix = Path(file.filename or "").suffix.lower() if file else ""
+    if file is None or not file.filename:
+        flash(_("Choose a file to import."), "error")
+        return redirect(url_for("imports.start"))
+    if suffix not in SUFFIXES:
+        flash(_("Expected a .csv or .xlsx file, not %(name)s.", name=file.filename), "error")
+        return redirect(url_for("imports.start"))
+    token = f"{secrets.token_hex(16)}{suffix}"
+    data = file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        flash(_("The file is larger than %(mb)s MB.", mb=MAX_IMPORT_BYTES // 1024 // 1024), "error")
+        return redirect(url_for("imports.start"))
+    (_folder() / token).write_bytes(data)
+    pack_id, _sep, form_id = target.partition(":")
+    return redirect(
+        url_for("imports.mapping", token=token, pack=pack_id, form=form_id, name=file.filename)
+    )
+
+
+def _context(
+    pack: CompiledPack, form_id: str, header: list[str], rows: list[Any]
+) -> dict[str, Any]:
+    form = pack.forms[form_id]
+    locale = current_language()
+    fields = [(f.id, label_text(f.label, locale, f.id)) for f in form.fields if f.formula is None]
+    names = (
+        {f.id.lower(): f.id for f in form.fields}
+        | {label_text(f.label, locale, f.id).lower(): f.id for f in form.fields}
+        | {label_text(f.label, "en", f.id).lower(): f.id for f in form.fields}
+    )
+    guess = {c: names.get(c.strip().lower(), "") for c in header}
+    return {
+        "pack": pack, "form": form, "header": header, "preview": rows[:PREVIEW_ROWS],
+        "total": len(rows), "fields": fields, "guess": guess,
+        "has_pipeline": pipeline_of(pack, form_id) is not None,
+        "dates": [(fid, name) for fid, name in fields if _type(form, fid) == "date"],
+    }  # fmt: skip
+
+
+def _type(form: Any, field_id: str) -> str:
+    return next(f.type for f in form.fields if f.id == field_id)
+
+
+def _read(token: str) -> tuple[Path, list[str], list[Any]]:
+    path = _upload(token)
+    try:
+        header, rows = read_table(path)
+    except QuotaflowError as exc:
+        path.unlink(missing_ok=True)
+        flash(str(exc).replace(path.name, request.args.get("name", "the file")), "error")
+        abort(redirect(url_for("imports.start")))
+    return path, header, rows
+
+
+def _pack_form() -> tuple[CompiledPack, str]:
+    values = request.values
+    try:
+        pack = active_pack(request_session(), values.get("pack", ""))
+    except PackNotInstalled:
+        abort(404)
+    form_id = values.get("form", "")
+    if form_id not in pack.forms:
+        abort(404)
+    return pack, form_id
+
+
+@bp.get("/<token>")
+def mapping(token: str) -> ResponseReturnValue:
+    _admin_only()
+    pack, form_id = _pack_form()
+    _path, header, rows = _read(token)
+    return render_template(
+        "records/import_map.html", token=token, chosen={}, **_context(pack, form_id, header, rows)
+    )
+
+
+@bp.post("/<token>")
+def run(token: str) -> ResponseReturnValue:
+    _admin_only()
+    pack, form_id = _pack_form()
+    path, header, rows = _read(token)
+    f = request.form
+    columns = {c: f.get(f"map-{i}", "") for i, c in enumerate(header)}
+    plan = ImportPlan(
+        form_id,
+        {c: field for c, field in columns.items() if field and not field.startswith("_")},
+        owner_column=next((c for c, v in columns.items() if v == "_owner"), None),
+        default_owner=None if any(v == "_owner" for v in columns.values()) else current_user.id,
+        stage_column=next((c for c, v in columns.items() if v == "_stage"), None),
+        date_field=f.get("date_field") or None,
+        closed_field=f.get("closed_field") or None,
+    )
+    check_only = f.get("action") != "import"
+    partial = bool(f.get("partial"))
+    session = request_session()
+    context = _context(pack, form_id, header, rows)
+    chosen = {
+        **columns,
+        "date_field": f.get("date_field", ""),
+        "closed_field": f.get("closed_field", ""),
+        "partial": partial,
+    }
+    try:
+        result = import_records(
+            session,
+            pack,
+            plan,
+            header,
+            rows,
+            actor_id=current_user.id,
+            partial=partial or check_only,
+        )
+    except ImportRejected as exc:
+        session.rollback()
+        return render_template(
+            "records/import_map.html", token=token, chosen=chosen, problems=exc.problems, **context
+        ), 400
+    except QuotaflowError as exc:
+        session.rollback()
+        return render_template(
+            "records/import_map.html",
+            token=token,
+            chosen=chosen,
+            problems=str(exc).splitlines(),
+            **context,
+        ), 400
+    if check_only:
+        session.rollback()
+        return render_template(
+            "records/import_map.html",
+            token=token,
+            chosen=chosen,
+            checked=result,
+            problems=result.problems,
+            **context,
+        )
+    session.commit()
+    path.unlink(missing_ok=True)
+    flash(
+        _(
+            "%(n)s of %(total)s rows imported; %(bad)s rejected.",
+            n=result.imported,
+            total=result.total,
+            bad=len(result.problems),
+        ),
+        "success",
+    )
+    return redirect(url_for("records.index", pack_id=pack.id, form_id=form_id))

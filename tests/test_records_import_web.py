@@ -1,0 +1,123 @@
+"""The admin import page: upload, a preview with the mapping guessed from names and labels,
+a check that writes nothing and lists the bad rows, then the import; the mapping chosen is
+kept on a refusal; only admins get in; the file is read from the instance folder only."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+
+from quotaflow import db
+from quotaflow.org.services import add_membership, ensure_team
+from quotaflow.packs.install import install_pack
+from quotaflow.packs.validate import load_pack
+from quotaflow.records.models import Record
+from tests.conftest import REPO
+
+PACK = REPO / "definitions" / "packs" / "crm_walkthrough"
+CSV = (
+    "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,Close value\n"
+    "A1,Ann Lee,GTX Pro,Acme,Won,2017-01-05,2017-02-01,1200\n"
+    "A2,Ann Lee,GTXPro,Beta,Lost,2017-01-06,2017-02-02,\n"
+    "A3,Ann Lee,MG Special,Cino,Prospecting,,,\n"
+)
+
+
+def setup(app: Any, make_user: Any) -> None:
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(PACK), actor="test")
+    make_user("boss", is_admin=True)
+    ann = make_user("ann.lee", display_name="Ann Lee")
+    make_user("rep")
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        team = ensure_team(session, key="central", name="Central")
+        add_membership(
+            session, user=session.merge(ann), team=team, role="rep", valid_from=date(2016, 1, 1)
+        )
+
+
+def count(app: Any) -> int:
+    with app.extensions["quotaflow.sessions"]() as session:
+        return session.scalar(select(func.count()).select_from(Record)) or 0
+
+
+def upload(auth: Any, text: str, name: str = "deals.csv") -> str:
+    response = auth.post("/admin/import", {"form": "crm_walkthrough:deal", "file": (io.BytesIO(text.encode()), name)},
+                         content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return str(response.headers["Location"])
+
+
+def mapping(html: str) -> dict[str, str]:
+    """column index -> the field selected for it."""
+    out = {}
+    for index, body in re.findall(
+        r'<select id="map-(\d+)" name="map-\d+">(.*?)</select>', html, re.S
+    ):
+        chosen = re.search(r'<option value="([^"]*)" selected>', body)
+        out[index] = chosen.group(1) if chosen else ""
+    return out
+
+
+def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) -> None:
+    setup(app, make_user)
+    auth.login("boss")
+    page_url = upload(auth, CSV)
+    page = auth.client.get(page_url)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Import 3 rows as Opportunity" in html
+    guessed = mapping(html)
+    # names match field ids, "Close value" matches the amount field's label
+    assert (
+        guessed["0"] == "opportunity_id" and guessed["2"] == "product" and guessed["7"] == "amount"
+    )
+    assert "GTXPro" in html  # the preview shows the rows as they are
+    form = {"pack": "crm_walkthrough", "form": "deal", "map-0": "opportunity_id", "map-1": "_owner", "map-2": "product",
+            "map-3": "account", "map-4": "_stage", "map-5": "engage_date", "map-6": "close_date", "map-7": "amount",
+            "date_field": "engage_date", "closed_field": "close_date"}  # fmt: skip
+    checked = auth.post(page_url, {**form, "action": "check"})
+    text = checked.get_data(as_text=True)
+    assert (
+        checked.status_code == 200
+        and "row 3: product: &#39;GTXPro&#39; is not one of the choices" in text
+    )
+    assert count(app) == 0
+    refused = auth.post(page_url, {**form, "action": "import"})
+    assert refused.status_code == 400 and count(app) == 0
+    assert mapping(refused.get_data(as_text=True))["1"] == "_owner"  # the mapping chosen is kept
+    done = auth.post(page_url, {**form, "action": "import", "partial": "1"})
+    assert done.status_code == 302 and count(app) == 2
+    assert auth.client.get(page_url).status_code == 404  # the file is gone once imported
+
+
+def test_bad_files_and_strangers_are_turned_away(app: Any, make_user: Any, auth: Any) -> None:
+    setup(app, make_user)
+    auth.login("boss")
+    wrong = auth.post("/admin/import", {"form": "crm_walkthrough:deal", "file": (io.BytesIO(b"x"), "deals.txt")},
+                      content_type="multipart/form-data")  # fmt: skip
+    assert wrong.status_code == 302
+    assert "Expected a .csv or .xlsx file" in auth.client.get("/admin/import").get_data(
+        as_text=True
+    )
+    empty_url = upload(auth, "", "empty.csv")
+    assert auth.client.get(empty_url).status_code == 302
+    assert "the file is empty" in auth.client.get("/admin/import").get_data(as_text=True)
+    assert (
+        auth.client.get(
+            "/admin/import/..%2F..%2Fsecret_key.csv?pack=crm_walkthrough&form=deal"
+        ).status_code
+        == 404
+    )
+    assert (
+        auth.client.get(
+            "/admin/import/" + "0" * 32 + ".csv?pack=crm_walkthrough&form=deal"
+        ).status_code
+        == 404
+    )
+    auth.logout()
+    auth.login("rep")
+    assert auth.client.get("/admin/import").status_code == 403
