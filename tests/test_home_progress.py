@@ -85,3 +85,47 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert len(teams) == 1 and len(reps) == 5
         assert sum(amount(r[3]) for r in reps) == amount(teams[0][3])  # parts sum to the whole
         assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
+
+
+def test_to_dos_point_at_what_waits(
+    runner: CliRunner, auth: Any, app: Any, monkeypatch: Any
+) -> None:
+    """A rep's own stale deals and open self-assessment; a manager's reps to rate."""
+    import quotaflow.web.views as views
+    from quotaflow import db
+    from quotaflow.org.services import user_by_username
+    from quotaflow.packs.services import active_pack
+    from quotaflow.records.models import Record
+    from quotaflow.scorecards import cycle
+
+    class Today:
+        @staticmethod
+        def today() -> Any:
+            from datetime import date
+
+            return date.fromisoformat(TODAY)
+
+    monkeypatch.setattr(views, "date", Today)
+    assert runner.invoke(main, ["demo", "--today", TODAY, "--seed", "7"]).exit_code == 0
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        admin = user_by_username(session, "admin")
+        assert admin is not None
+        cycle.open_period(
+            session,
+            active_pack(session, "b2b_manufacturer"),
+            "account_manager_monthly",
+            "2026-11",
+            admin,
+        )
+
+    auth.login("li.wei", DEMO_PASSWORD)
+    html = auth.client.get("/").get_data(as_text=True)
+    stale = re.findall(r'<li data-kind="stale"><a href="/records/(\d+)">Follow up: ', html)
+    assert stale, "the demo has open deals untouched for weeks"
+    with app.extensions["quotaflow.sessions"]() as session:
+        owners = {session.get(Record, int(rid)).owner_id for rid in stale}  # type: ignore[union-attr]
+        assert owners == {user_by_username(session, "li.wei").id}  # type: ignore[union-attr]
+    assert "Write your self-assessment for 2026-11" in html
+    auth.logout()
+    auth.login("wang.fang", DEMO_PASSWORD)
+    assert "Rate 5 people for 2026-11" in auth.client.get("/").get_data(as_text=True)

@@ -47,6 +47,9 @@ def home():  # type: ignore[no-untyped-def]
         recent, counts = recent_records(session, base)
         context.update(counts=counts, recent=_titled(session, recent), owners=_owners(recent))
         context["progress"] = _progress(session, role)
+        from quotaflow.web.todos import todos
+
+        context["todos"] = todos(session, current_user, role, date.today())
     return render_template("home.html", **context)
 
 

@@ -1,0 +1,136 @@
+"""A person's to-dos on their home page: what is waiting for them, from every area.
+
+Reps: their own stale deals (untouched past the pipeline's limit), approvals they asked for
+that are still pending, the self-assessment of an open appraisal. Managers: approvals waiting
+for their decision, their team's stale deals, reps of an open appraisal still to rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from quotaflow.forms.wtf import record_title
+from quotaflow.packs.services import active_packs
+from quotaflow.pipelines.models import Approval
+from quotaflow.pipelines.services import approval_queue, stale_records
+from quotaflow.records.access import visible_records
+from quotaflow.records.models import Record
+
+LIMIT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    text: str
+    url: str
+    kind: str
+
+
+def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
+    out: list[Todo] = []
+    for approval in approval_queue(session, person, today=today)[:LIMIT] if role != "rep" else []:
+        record = session.get(Record, approval.record_id)
+        out.append(
+            Todo(
+                _(
+                    "Decide: %(what)s to %(stage)s",
+                    what=_title(session, record),
+                    stage=approval.to_stage,
+                ),
+                url_for("pipelines.approvals"),
+                "approval",
+            )
+        )
+    mine = session.scalars(
+        select(Approval).where(Approval.requested_by == person.id, Approval.status == "pending")
+    ).all()
+    for approval in mine[:LIMIT]:
+        record = session.get(Record, approval.record_id)
+        out.append(
+            Todo(
+                _("Waiting for approval: %(what)s", what=_title(session, record)),
+                url_for("records.view", record_id=approval.record_id),
+                "waiting",
+            )
+        )
+    for pack in active_packs(session):
+        base = visible_records(session, person, role_capabilities=pack.role_capabilities)
+        if role == "rep":
+            base = base.where(Record.owner_id == person.id)
+        for pipeline_id in pack.pipelines:
+            stale = stale_records(session, pack, pipeline_id, today=today, base=base)
+            for record in stale[:LIMIT]:
+                days = (today - record.updated_at.date()).days
+                out.append(
+                    Todo(
+                        _(
+                            "Follow up: %(what)s (untouched for %(n)s days)",
+                            what=_title(session, record),
+                            n=days,
+                        ),
+                        url_for("records.view", record_id=record.id),
+                        "stale",
+                    )
+                )
+    out += _appraisal_todos(session, person, role)
+    return out
+
+
+def _appraisal_todos(session: Session, person: Any, role: str) -> list[Todo]:
+    from quotaflow.scorecards import cycle
+    from quotaflow.scorecards.models import AppraisalPeriod
+
+    out: list[Todo] = []
+    packs = {p.id: p for p in active_packs(session)}
+    for row in session.scalars(select(AppraisalPeriod).where(AppraisalPeriod.status == "open")):
+        pack = packs.get(row.pack_id)
+        if pack is None or row.scorecard_id not in pack.scorecards:
+            continue
+        card = pack.scorecards[row.scorecard_id]
+        ratings = cycle.ratings_of(session, row)
+        has_self = any(cycle.rates(item, "self") for _id, item in cycle.manual_items(card))
+        if (
+            role == "rep"
+            and has_self
+            and person.id in cycle.people_of(session, pack, row)
+            and not cycle.submitted(ratings, person.id, "self")
+        ):
+            out.append(
+                Todo(
+                    _("Write your self-assessment for %(period)s", period=row.period),
+                    url_for("appraisals.rate", period_id=row.id, rep_id=person.id),
+                    "appraisal",
+                )
+            )
+        if role == "manager":
+            waiting = [
+                r
+                for r in cycle.managed_reps(session, pack, row, person.id)
+                if not cycle.submitted(ratings, r, "manager")
+            ]
+            if waiting:
+                out.append(
+                    Todo(
+                        _("Rate %(n)s people for %(period)s", n=len(waiting), period=row.period),
+                        url_for("appraisals.overview", period_id=row.id),
+                        "appraisal",
+                    )
+                )
+    return out
+
+
+def _title(session: Session, record: Record | None) -> str:
+    if record is None:
+        return "—"
+    for pack in active_packs(session):
+        form = pack.forms.get(record.form_id) if pack.id == record.pack_id else None
+        if form is not None:
+            return record_title(form, record)
+    return f"#{record.id}"
