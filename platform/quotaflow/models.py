@@ -3,6 +3,7 @@
 from quotaflow.audit.models import AuditEvent
 from quotaflow.auth.models import LoginAttempt
 from quotaflow.db import Base
+from quotaflow.kpis.cache import DataChange
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion
 from quotaflow.pipelines.models import Approval, StageMove
@@ -23,6 +24,7 @@ __all__ = [
     "Approval",
     "AuditEvent",
     "Base",
+    "DataChange",
     "LoginAttempt",
     "Membership",
     "Pack",

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from quotaflow.errors import QuotaflowError
 from quotaflow.expressions import ValueType
 from quotaflow.expressions.sql import record_column_resolver
+from quotaflow.kpis import cache
 from quotaflow.kpis.periods import Period, custom_period, zone_info
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.compiled import CompiledPack
@@ -246,13 +247,23 @@ class KpiEngine:
         if by not in BY_CHOICES:
             raise KpiError(f"cannot group by '{by}': use {', '.join(BY_CHOICES)}")
         wanted = [self.kpi(k).id for k in kpi_ids]
+        stamp = cache.stamp_for(self.session)
+        key = cache.cache_key(
+            self.pack.content_hash, sorted(wanted), by, period.start, period.end, self.today, stamp
+        )
+        cached = cache.get(key) if stamp is not None else None
+        if cached is not None:
+            return {k: KpiFigures(self.pack.kpis[k], period, by, dict(cached[k])) for k in wanted}
         needed = self._closure(wanted)
         results: dict[str, dict[Key, Value]] = {}
         for kpi_id in needed:
             kpi = self.pack.kpis[kpi_id]
             if kpi.aggregate is not None:
                 results[kpi_id] = self.aggregate(kpi, period, by)
-        return self._finish(wanted, needed, results, period, by)
+        figures = self._finish(wanted, needed, results, period, by)
+        if stamp is not None:
+            cache.put(key, {k: dict(f.values) for k, f in figures.items()})
+        return figures
 
     def compute_series(
         self, kpi_ids: Iterable[str], periods: Sequence[Period], bys: Sequence[By]
