@@ -473,53 +473,10 @@ class KpiEngine:
 
     def _by_team_buckets(self, kpi: KpiDef, period: Period) -> dict[Key, Value]:
         """By team in two steps: GROUP BY (owner, slice of the period between membership
-        changes) in SQL, then each slice's partial figures added to the owner's teams then.
-
-        Memberships are constant within a slice, so this equals the join, and it reads
-        the records once (a join with the attribution table scans them once per row of it).
-        """
-        agg = kpi.aggregate
-        assert agg is not None
-        day, is_instant, conditions, measures, finish = self._parts(kpi, period)
-        spans = self.org.intervals(period)
-        if not spans:
-            return {}
-        cuts = sorted(
-            {
-                d
-                for ranges in spans.values()
-                for r in ranges
-                for d in r
-                if period.start < d <= period.end
-            }
-        )
-        if cuts:
-            bounds = [self._instant(d) if is_instant else d for d in cuts]
-            bucket: ColumnElement[Any] = case(
-                *((day < b, i) for i, b in enumerate(bounds)), else_=len(bounds)
-            )
-        else:
-            bucket = literal(0)
-        query = (
-            select(Record.owner_id, bucket.label("qf_bucket"), *measures)
-            .where(*conditions)
-            .group_by(Record.owner_id, literal_column("qf_bucket"))
-        )
-        firsts = [period.start, *cuts]
-        combine = _COMBINE[agg.op]
-        partial: dict[int, list[Any]] = {}
-        for owner, index, *values_ in self.session.execute(query):
-            first = firsts[int(index)]
-            for (user_id, team_id), ranges in spans.items():
-                if user_id != owner or not any(a <= first < b for a, b in ranges):
-                    continue
-                if team_id not in partial:
-                    partial[team_id] = list(values_)
-                else:
-                    partial[team_id] = [
-                        c(x, y) for c, x, y in zip(combine, partial[team_id], values_, strict=True)
-                    ]
-        return {team: finish(values_) for team, values_ in partial.items()}
+        changes) in SQL, then each slice's partial figures added to the owner's teams then
+        (the series computation for one period). Memberships are constant within a slice,
+        so this equals the join, and it reads the records once."""
+        return self._series(kpi, [period], ["team"])[("team", 0)]
 
     def _measures(
         self, agg: AggregateDef, fields: Mapping[str, ValueType], resolve: Any

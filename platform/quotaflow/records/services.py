@@ -101,10 +101,6 @@ def create_records(
 ) -> list[int]:
     """Insert many records with their `create` history entries in a few statements (imports);
     returns their ids in order. Same rows as create_record writes, one at a time."""
-    from quotaflow.kpis.cache import bump  # Core inserts bypass the ORM's flush events
-
-    if new:
-        bump(session)
     ids: list[int] = []
     for start in range(0, len(new), chunk):
         part = new[start : start + chunk]
