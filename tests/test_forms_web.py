@@ -244,6 +244,40 @@ def test_the_form_spec_is_cached_per_version_form_and_language(app: Flask, insta
     ]
 
 
+def test_a_blank_form_renders_once_per_choices_and_never_shows_someone_elses(
+    auth: AuthActions, installer, people
+) -> None:
+    """The inputs of a new form are rendered once and reused — but only for whoever gets the
+    same choices: a rep in another team never sees the first rep's team mates offered."""
+    from quotaflow.records import pages
+
+    installer()
+    pages._BLANK_FIELDS.clear()
+
+    def fields(page: str) -> str:
+        block = re.search(r'<div class="form-grid">(.*?)<div class="actions">', page, re.S)
+        assert block
+        return block.group(1)
+
+    def helpers(page: str) -> list[str]:
+        select_ = re.search(r'<select[^>]*name="f-helper"[^>]*>(.*?)</select>', page, re.S)
+        assert select_
+        return re.findall(r'<option[^>]*value="(\d+)"', select_.group(1))
+
+    auth.login("li.wei")
+    first = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    again = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    assert len(pages._BLANK_FIELDS) == 1 and fields(again) == fields(first)
+    pages._BLANK_FIELDS.clear()  # rendered afresh it is the same markup
+    assert fields(auth.client.get("/forms/acme/deal/new").get_data(as_text=True)) == fields(first)
+    assert str(people["mate"]) in helpers(first)
+    auth.logout()
+    auth.login("zhao.lei")
+    theirs = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    assert helpers(theirs) == [str(people["other"])]
+    assert len(pages._BLANK_FIELDS) == 2
+
+
 # --- server-side checks, input kept ------------------------------------------------------------
 
 BAD = {

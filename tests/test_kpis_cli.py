@@ -183,3 +183,58 @@ def test_errors_are_messages(runner: CliRunner) -> None:
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_rollups_follow_changes_after_the_demo_and_equal_a_rebuild(
+    runner: CliRunner, db_url: str
+) -> None:
+    """After the demo, deals are won, re-valued, reassigned and deleted through the ORM: the
+    roll-ups kept up to date give the same figures as roll-ups rebuilt from the records."""
+    from datetime import UTC, datetime
+
+    _run(runner, "demo", "--today", TODAY, "--seed", "7")
+    listing = _run(runner, "kpi", "rollups")
+    assert "won_revenue" in listing and "│ ready" in listing and "│ stale" not in listing
+    sessions = db.open_sessions(db_url)
+    with db.transaction(sessions) as session:
+        deals = session.scalars(
+            select(Record).where(Record.form_id == "deal").order_by(Record.id).limit(400)
+        ).all()
+        owners = sorted({d.owner_id for d in deals})
+        for i, deal in enumerate(deals):
+            if i % 4 == 0:
+                deal.stage = "won"
+                deal.closed_at = datetime(2026, 10, 1 + i % 28, 15, 30, tzinfo=UTC)
+            elif i % 4 == 1:
+                deal.amount_cents = (deal.amount_cents or 0) + 12_345
+            elif i % 4 == 2:
+                deal.owner_id = owners[i % len(owners)]
+            else:
+                deal.deleted_at = datetime.now(UTC)
+    sessions.kw["bind"].dispose()
+
+    def figures() -> list[str]:
+        return [
+            _run(
+                runner,
+                "kpi",
+                "show",
+                kpi,
+                "--period",
+                period,
+                "--by",
+                by,
+                "--format",
+                "json",
+                "--today",
+                TODAY,
+            )  # fmt: skip
+            for kpi in ("won_revenue", "new_deals", "win_rate", "open_pipeline")
+            for period in ("2026-Q3", "2026-10", "2026-10-05..2026-11-20")
+            for by in ("rep", "team")
+        ]
+
+    kept = figures()
+    out = _run(runner, "kpi", "rollups", "--rebuild")
+    assert "rebuilt roll-ups" in out
+    assert figures() == kept

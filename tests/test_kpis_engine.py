@@ -161,6 +161,10 @@ def _member(session: Session, user: int, team: int, start: date, end: date | Non
 
 @pytest.fixture
 def world(sessions: sessionmaker[Session], tmp_path: Path) -> World:
+    return make_world(sessions, tmp_path)
+
+
+def make_world(sessions: sessionmaker[Session], tmp_path: Path) -> World:
     """company > east > (east_a, east_b), company > west; ann moves east_a -> west on 15 Aug."""
     pack = load_pack(write_pack(tmp_path / "pack", PACK_FILES))
     with db.transaction(sessions) as session:

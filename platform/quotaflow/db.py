@@ -60,6 +60,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several workers)
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+    from quotaflow.expressions.sql import local_day_text
+
+    dbapi_conn.create_function("qf_local_day", 2, local_day_text, deterministic=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -53,7 +53,7 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
     from quotaflow.demo import DEMO_PASSWORD, load_demo_data, rep_count
     from quotaflow.org.models import User
     from quotaflow.packs.install import install_pack
-    from quotaflow.packs.services import active_version, installed_packs
+    from quotaflow.packs.services import active_pack, active_version, installed_packs
     from quotaflow.packs.validate import load_pack
 
     sessions = db.open_sessions(settings_from_env().database_url)
@@ -75,7 +75,13 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
         pack = load_pack(stock_pack_dir())
         install_pack(session, pack, actor="demo")
         version = active_version(session, pack.id)
-        with click.progressbar(length=rep_count(), label="Demo reps") as bar:
+        from quotaflow.kpis import rollups
+
+        compiled = active_pack(session, pack.id)
+        with (
+            click.progressbar(length=rep_count(), label="Demo reps") as bar,
+            rollups.deferred(session, compiled),
+        ):
             result = load_demo_data(
                 session,
                 pack_id=pack.id,

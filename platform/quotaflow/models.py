@@ -4,6 +4,7 @@ from quotaflow.audit.models import AuditEvent
 from quotaflow.auth.models import LoginAttempt
 from quotaflow.db import Base
 from quotaflow.kpis.cache import DataChange
+from quotaflow.kpis.models import Rollup, RollupSet
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion
 from quotaflow.pipelines.models import Approval, StageMove
@@ -30,6 +31,8 @@ __all__ = [
     "Pack",
     "PackVersion",
     "Record",
+    "Rollup",
+    "RollupSet",
     "RecordHistory",
     "StageMove",
     "TargetAdjustment",

@@ -18,7 +18,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Boolean,
@@ -100,6 +102,22 @@ class JsonDateTime(FunctionElement[datetime]):
     type = DateTime(timezone=True)
     inherit_cache = True
     name = "qf_json_datetime"
+
+
+class LocalDay(FunctionElement[date]):
+    """The day in a named time zone of a stored UTC date-time (KPI roll-ups bucket by it)."""
+
+    type = Date()
+    inherit_cache = True
+    name = "qf_local_day"
+
+
+class MonthStart(FunctionElement[date]):
+    """The first day of a date's month."""
+
+    type = Date()
+    inherit_cache = True
+    name = "qf_month_start"
 
 
 def _arg(compiler: SQLCompiler, element: FunctionElement[Any], **kw: Any) -> str:
@@ -433,3 +451,39 @@ def unsupported_reason(checked: Checked) -> str | None:
     except SqlUnsupported as exc:
         return exc.message
     return None
+
+
+@compiles(LocalDay, "sqlite")
+def _local_day_sqlite(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
+    # qf_local_day is a Python function registered on every SQLite connection (db.py):
+    # SQLite knows no time zones, and a fixed offset would be wrong across DST changes
+    value, zone = (compiler.process(c, **kw) for c in element.clauses)
+    return f"qf_local_day({value}, {zone})"
+
+
+@compiles(LocalDay)
+def _local_day_pg(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
+    value, zone = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(timezone({zone}, {value}) AS DATE)"
+
+
+@compiles(MonthStart, "sqlite")
+def _month_start_sqlite(element: MonthStart, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({_arg(compiler, element, **kw)}, 'start of month')"
+
+
+@compiles(MonthStart)
+def _month_start_pg(element: MonthStart, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(date_trunc('month', {_arg(compiler, element, **kw)}) AS DATE)"
+
+
+@lru_cache(maxsize=65536)
+def local_day_text(value: str | None, zone: str) -> str | None:
+    """SQLite's qf_local_day: 'YYYY-MM-DD HH:MM...' (UTC, as stored) -> the local ISO day."""
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value[:16]).replace(tzinfo=UTC)
+        return instant.astimezone(ZoneInfo(zone)).date().isoformat()
+    except (ValueError, KeyError):
+        return None

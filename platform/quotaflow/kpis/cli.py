@@ -24,7 +24,7 @@ from quotaflow.kpis.engine import BY_CHOICES, KpiEngine
 from quotaflow.kpis.periods import Period, parse_period, period_containing
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
-from quotaflow.packs.services import active_pack, installed_packs
+from quotaflow.packs.services import active_pack, active_packs, installed_packs
 
 FORMATS = ("table", "json", "csv", "xlsx")
 OUTPUT = click.option(
@@ -224,3 +224,48 @@ def _tree_order(engine: KpiEngine) -> list[int]:
         out.append(tid)
         todo.extend(reversed(children.get(tid, [])))
     return out
+
+
+@kpi_group.command("rollups")
+@click.option("--pack", "pack_id", help="Pack id (default: every installed pack).")
+@click.option("--rebuild", is_flag=True, help="Build them again from the records.")
+def rollups_command(pack_id: str | None, rebuild: bool) -> None:
+    """Show the maintained KPI roll-ups (which KPIs read them, their state, rows); with
+    --rebuild, build them again from the records — after records were changed outside
+    Quotaflow (psql, a restore), or to check nothing drifted."""
+    from sqlalchemy import func, select
+
+    from quotaflow.kpis import rollups
+    from quotaflow.kpis.models import Rollup, RollupSet
+
+    sessions = db.open_sessions(settings_from_env().database_url)
+    with db.transaction(sessions) as session:
+        packs = [pick_pack(session, pack_id)] if pack_id else active_packs(session)
+        for pack in packs:
+            if rebuild:
+                built = rollups.rebuild(session, pack)
+                click.echo(f"{pack.id}: rebuilt roll-ups for {len(built)} KPI(s)")
+        counts = dict(
+            session.execute(select(Rollup.set_id, func.count()).group_by(Rollup.set_id)).all()
+        )
+        rows = [
+            (
+                s.pack_id,
+                s.kpi_id,
+                s.state,
+                counts.get(s.id, 0),
+                s.built_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for s in session.scalars(
+                select(RollupSet)
+                .where(RollupSet.pack_id.in_([p.id for p in packs]))
+                .order_by(RollupSet.pack_id, RollupSet.kpi_id)
+            )
+        ]
+    emit(
+        "KPI roll-ups (stale ones are not read: figures come from the records until rebuilt)",
+        ["pack", "kpi", "state", "rows", "built (UTC)"],
+        rows,
+        "table",
+        right=[False, False, False, True, False],
+    )

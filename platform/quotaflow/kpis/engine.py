@@ -18,7 +18,12 @@ the same way, in Python, so SQLite and PostgreSQL give the same answer.
 
 Formula KPIs are evaluated per scope with the pack's compiled expressions, dependencies
 first (`CompiledPack.kpi_order`), with the language's blank semantics: a win rate with no
-won and no lost deals is blank, not zero. There is no result cache: every call queries.
+won and no lost deals is blank, not zero.
+
+Counts, sums and averages are read from maintained roll-ups (kpis/rollups.py) when their
+set is ready: per owner and local month when every period bound and membership change falls
+on a 1st, else per owner and local day; anything else (min, max, count_distinct, a filter
+using TODAY(), a stale set) queries the records. Results are cached per process (cache.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
+    Float,
     Integer,
     Select,
     and_,
@@ -43,6 +49,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
     values,
 )
@@ -50,8 +57,9 @@ from sqlalchemy.orm import Session
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.expressions import ValueType
-from quotaflow.expressions.sql import record_column_resolver
+from quotaflow.expressions.sql import LocalDay, record_column_resolver
 from quotaflow.kpis import cache
+from quotaflow.kpis.models import READY, Rollup, RollupSet
 from quotaflow.kpis.periods import Period, custom_period, zone_info
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.compiled import CompiledPack
@@ -90,6 +98,7 @@ FIELD_TYPES: dict[str, ValueType] = {
 }
 NUMERIC = {ValueType.NUMBER, ValueType.MONEY, ValueType.PERCENT}
 OPEN_DAY = date(9999, 12, 31)
+ROLLUP_FORMAT = 1  # bump when what a roll-up row holds changes: every set is rebuilt
 OPEN_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
@@ -216,12 +225,21 @@ class KpiFigures:
 class KpiEngine:
     """Computes KPIs of one pack on one session (no state kept between calls but the org)."""
 
-    def __init__(self, session: Session, pack: CompiledPack, *, today: date | None = None):
+    def __init__(
+        self,
+        session: Session,
+        pack: CompiledPack,
+        *,
+        today: date | None = None,
+        rollups: bool = True,
+    ):
         self.session = session
         self.pack = pack
         self.today = today
         self.tz = zone_info(pack.pack.timezone)
+        self.use_rollups = rollups
         self._org: OrgSnapshot | None = None
+        self._sets: dict[str, int] | None = None
 
     @property
     def org(self) -> OrgSnapshot:
@@ -339,7 +357,6 @@ class KpiEngine:
         agg = kpi.aggregate
         assert agg is not None
         span = custom_period(min(p.start for p in periods), max(p.end for p in periods))
-        day, is_instant, conditions, measures, finish = self._parts(kpi, span)
         spans = self.org.intervals(span)
         cuts = sorted(
             {d for p in periods for d in (p.start, p.stop) if span.start < d <= span.end}
@@ -351,6 +368,21 @@ class KpiEngine:
                 if span.start < d <= span.end
             }
         )
+        set_id = self.rollup_sets().get(kpi.id)
+        owner: Any = Record.owner_id
+        if set_id is not None:
+            # the maintained roll-up: month rows when every cut falls on a 1st, else day rows
+            monthly = all(d.day == 1 for d in (span.start, span.stop, *cuts))
+            day, is_instant, owner = Rollup.day, False, Rollup.owner_id
+            conditions = [
+                Rollup.set_id == set_id,
+                Rollup.grain == ("m" if monthly else "d"),
+                Rollup.day >= span.start,
+                Rollup.day <= span.end,
+            ]
+            measures, finish = self._rollup_measures(agg)
+        else:
+            day, is_instant, conditions, measures, finish = self._parts(kpi, span)
         if cuts:
             bounds = [self._instant(d) if is_instant else d for d in cuts]
             bucket: ColumnElement[Any] = case(
@@ -359,9 +391,9 @@ class KpiEngine:
         else:
             bucket = literal(0)
         query = (
-            select(Record.owner_id, bucket.label("qf_bucket"), *measures)
+            select(owner, bucket.label("qf_bucket"), *measures)
             .where(*conditions)
-            .group_by(Record.owner_id, literal_column("qf_bucket"))
+            .group_by(owner, literal_column("qf_bucket"))
         )
         firsts = [span.start, *cuts]
         where = [next((i for i, p in enumerate(periods) if p.contains(f)), None) for f in firsts]
@@ -402,8 +434,8 @@ class KpiEngine:
         """key -> value for the scopes that have records (one GROUP BY query)."""
         if kpi.aggregate is None:
             raise KpiError(f"KPI '{kpi.id}' is a formula, not an aggregate")
-        if by == "team" and kpi.aggregate.op != "count_distinct":
-            return self._by_team_buckets(kpi, period)
+        if (by == "team" and kpi.aggregate.op != "count_distinct") or kpi.id in self.rollup_sets():
+            return self._series(kpi, [period], [by])[(by, 0)]
         query, finish = self.aggregate_query(kpi, period, by)
         if query is None:
             return {}
@@ -413,8 +445,11 @@ class KpiEngine:
 
     # --- SQL ----------------------------------------------------------------------------------
 
-    def _parts(self, kpi: KpiDef, period: Period) -> tuple[Any, bool, list[Any], list[Any], Any]:
-        """The date column, whether it is an instant, the WHERE, the measures, the finisher."""
+    def _parts(
+        self, kpi: KpiDef, period: Period | None
+    ) -> tuple[Any, bool, list[Any], list[Any], Any]:
+        """The date column, whether it is an instant, the WHERE (within the period, when one
+        is given), the measures, the finisher."""
         agg = kpi.aggregate
         assert agg is not None
         fields = form_field_types(self.pack, agg.form)
@@ -428,10 +463,10 @@ class KpiEngine:
             Record.form_id == agg.form,
             Record.deleted_at.is_(None),
         ]
-        if is_instant:
+        if period is not None and is_instant:
             start, stop = period.utc_bounds(self.tz)
             conditions += [day >= start, day < stop]
-        else:
+        elif period is not None:
             conditions += [day >= period.start, day <= period.end]
         if agg.where:
             where = self.pack.expression("kpi", kpi.id, "aggregate", "where")
@@ -444,7 +479,9 @@ class KpiEngine:
         """The SELECT ([key,] measures...) and the function turning the measures into the value.
 
         By team this is the join with the attribution table; `aggregate` prefers the
-        faster bucketed query (see `_by_team_buckets`) for every op but count_distinct.
+        series computation (GROUP BY owner and slice between membership changes, then each
+        slice added to the owner's teams then) for every op but count_distinct: it reads the
+        records once.
         """
         day, is_instant, conditions, measures, finish = self._parts(kpi, period)
         if by == "company":
@@ -471,12 +508,118 @@ class KpiEngine:
         )
         return query, finish
 
-    def _by_team_buckets(self, kpi: KpiDef, period: Period) -> dict[Key, Value]:
-        """By team in two steps: GROUP BY (owner, slice of the period between membership
-        changes) in SQL, then each slice's partial figures added to the owner's teams then
-        (the series computation for one period). Memberships are constant within a slice,
-        so this equals the join, and it reads the records once."""
-        return self._series(kpi, [period], ["team"])[("team", 0)]
+    # --- roll-ups (kpis/rollups.py keeps them up to date) ---------------------------------
+
+    def rollable(self, kpi: KpiDef) -> bool:
+        """Whether the KPI's figures can be kept rolled up per owner and day: counts, sums
+        and averages (partial figures that add up and subtract) with a filter that does not
+        depend on the day it is computed (no TODAY())."""
+        agg = kpi.aggregate
+        if agg is None or agg.op not in ("count", "sum", "avg"):
+            return False
+        if agg.where:
+            where = self.pack.expression("kpi", kpi.id, "aggregate", "where")
+            if "TODAY" in where.functions:
+                return False
+        return True
+
+    def rollup_signature(self, kpi: KpiDef) -> str:
+        """Everything that decides a rollable KPI's partial figures, hashed."""
+        agg = kpi.aggregate
+        assert agg is not None
+        fields = form_field_types(self.pack, agg.form)
+        parts = [ROLLUP_FORMAT, self.pack.pack.timezone, agg.form, agg.op, agg.field]
+        parts += [agg.where, agg.date, fields.get(agg.field or ""), fields.get(agg.date)]
+        return cache.cache_key(*parts)
+
+    def rollup_sets(self) -> dict[str, int]:
+        """KPI id -> the ready roll-up set serving it (none when roll-ups are off)."""
+        if self._sets is None:
+            self._sets = {}
+            if self.use_rollups:
+                ready = dict(
+                    self.session.execute(
+                        select(RollupSet.signature, RollupSet.id).where(
+                            RollupSet.pack_id == self.pack.id, RollupSet.state == READY
+                        )
+                    ).all()
+                )
+                if ready:
+                    for kpi in self.pack.kpis.values():
+                        if self.rollable(kpi):
+                            set_id = ready.get(self.rollup_signature(kpi))
+                            if set_id is not None:
+                                self._sets[kpi.id] = set_id
+        return self._sets
+
+    def rollup_rows_query(self, kpi: KpiDef, *where: ColumnElement[bool]) -> Select[Any]:
+        """(owner_id, day, n, cents, num) per owner and local day of the records that count
+        for the KPI (and match `where`): what a roll-up set holds, computed from records."""
+        agg = kpi.aggregate
+        assert agg is not None
+        day, is_instant, conditions, _measures, _finish = self._parts(kpi, None)
+        local: ColumnElement[Any] = (
+            LocalDay(day, literal(self.pack.pack.timezone)) if is_instant else day
+        )
+        fields = form_field_types(self.pack, agg.form)
+        null_cents, null_num = cast(null(), BigInteger), cast(null(), Float)
+        target = (
+            ("num", null_num)
+            if agg.field is None
+            else self._rollup_target(agg, fields, record_column_resolver(fields))
+        )
+        if agg.field is None:
+            n, cents, num = func.count(), null_cents, null_num
+        elif target[0] == "cents" and agg.op != "count":
+            n, cents, num = func.count(target[1]), func.sum(target[1]), null_num
+        elif agg.op != "count":
+            n, cents, num = func.count(target[1]), null_cents, func.sum(target[1])
+        else:
+            n, cents, num = func.count(target[1]), null_cents, null_num
+        return (
+            select(
+                Record.owner_id,
+                local.label("day"),
+                n.label("n"),
+                cents.label("cents"),
+                num.label("num"),
+            )
+            .where(*conditions, local.is_not(None), *where)
+            # by the label: the time zone is a bound parameter, and PostgreSQL would not see
+            # a second copy of the expression in GROUP BY as the same one
+            .group_by(Record.owner_id, literal_column("day"))
+        )
+
+    def _rollup_target(
+        self, agg: AggregateDef, fields: Mapping[str, ValueType], resolve: Any
+    ) -> tuple[str, Any]:
+        """What a rollable KPI counts or sums: ("cents", integer cents) or ("num", a value)."""
+        name = agg.field
+        assert name is not None
+        vt = fields.get(name, ValueType.ANY)
+        cents = _cents_of(name, vt)
+        if cents is not None:
+            return "cents", cents
+        if agg.op == "count":
+            return "num", _plain(name, vt, resolve)
+        return "num", Record.values[name].as_float()
+
+    def _rollup_measures(self, agg: AggregateDef) -> tuple[list[ColumnElement[Any]], Any]:
+        """The measures over roll-up rows, in the shape `_measures` finishes."""
+        fields = form_field_types(self.pack, agg.form)
+        _m, finish = self._measures(agg, fields, record_column_resolver(fields))
+        money_ = (
+            agg.field is not None
+            and _cents_of(agg.field, fields.get(agg.field, ValueType.ANY)) is not None
+        )
+        # integer sums come back from PostgreSQL as NUMERIC: cast them to stay integers
+        count = cast(func.sum(Rollup.n), BigInteger)
+        total = cast(func.sum(Rollup.cents), BigInteger) if money_ else func.sum(Rollup.num)
+        if agg.op == "count":
+            return [count], finish
+        if agg.op == "sum":
+            return [total], finish
+        return [total, count], finish  # avg
 
     def _measures(
         self, agg: AggregateDef, fields: Mapping[str, ValueType], resolve: Any
@@ -487,11 +630,7 @@ class KpiEngine:
                 raise KpiError(f"'{op}' needs a field")
             return [func.count()], lambda r: int(r[0] or 0)
         vt = fields.get(name, ValueType.ANY)
-        cents: ColumnElement[Any] | None = None
-        if name == "amount" and vt == ValueType.MONEY:
-            cents = Record.amount_cents  # type: ignore[assignment]
-        elif vt == ValueType.MONEY:
-            cents = cast(func.round(Record.values[name].as_float() * 100), BigInteger)
+        cents = _cents_of(name, vt)
         if op == "count":
             target = cents if cents is not None else _plain(name, vt, resolve)
             return [func.count(target)], lambda r: int(r[0] or 0)
@@ -646,6 +785,16 @@ def _formula_input(value: Value) -> Value:
     if isinstance(value, Decimal) and value == 0:
         return 0
     return value
+
+
+def _cents_of(name: str, vt: ValueType) -> ColumnElement[Any] | None:
+    """A money field as integer cents (the amount column, else the JSON value rounded per
+    record); None for other fields."""
+    if name == "amount" and vt == ValueType.MONEY:
+        return Record.amount_cents  # type: ignore[return-value]
+    if vt == ValueType.MONEY:
+        return cast(func.round(Record.values[name].as_float() * 100), BigInteger)
+    return None
 
 
 def _plain(name: str, vt: ValueType, resolve: Any) -> ColumnElement[Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from quotaflow.audit import record_event
 from quotaflow.errors import QuotaflowError
+from quotaflow.kpis import rollups
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FormDef, PipelineDef
 from quotaflow.packs.models import Pack, PackVersion
@@ -249,7 +250,8 @@ def install_pack(
             session.execute(
                 update(Record)
                 .where(Record.pack_id == pack.id, Record.form_id == form_id, Record.stage == old)
-                .values(stage=new)
+                .values(stage=new),
+                execution_options={rollups.HANDLED: True},  # rebuilt below
             )
     record_event(
         session,
@@ -265,6 +267,10 @@ def install_pack(
         },
     )
     session.flush()
+    if plan.stage_renames:
+        rollups.rebuild(session, pack)
+    else:
+        rollups.sync(session, pack)
     return plan
 
 

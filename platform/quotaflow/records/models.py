@@ -69,3 +69,7 @@ class RecordHistory(Base):
     changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     changes: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+# Whoever can write records keeps KPI roll-ups in step: registers rollups' session events.
+import quotaflow.kpis.rollups  # noqa: E402,F401

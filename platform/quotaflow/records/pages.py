@@ -7,22 +7,33 @@ are in records/views.py.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    flash,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import format_percent
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import FormState, validate_submission
 from quotaflow.forms.values import from_storage
+from quotaflow.kpis.cache import cache_key
 from quotaflow.org.models import User
 from quotaflow.org.roles import Capability, capabilities_of
 from quotaflow.packs.compiled import CompiledPack
@@ -196,6 +207,8 @@ class FormPage:
     stage: str | None
     show: Display
     preview: bool = False
+    options: Mapping[str, list[tuple[str, str]]] = field(default_factory=dict)
+    fields_html: Markup | None = None  # the inputs, already rendered (blank_fields_html)
 
     @property
     def fields(self) -> list[tuple[FieldDef, Any]]:
@@ -263,8 +276,31 @@ def form_page(
     if not check:  # a fresh form: no complaints before the person has typed anything
         state.errors, state.form_errors = {}, []
     return FormPage(
-        pack, version_id, form, inputs, state, stage, display_for(pack, form, [state.values])
-    )
+        pack, version_id, form, inputs, state, stage, display_for(pack, form, [state.values]),
+        options=options,
+    )  # fmt: skip
+
+
+# A blank form renders the same for everyone who gets the same choices: its field markup is
+# kept per (pack content, version, form, stage, language, day, defaults, choices). Rendering
+# the inputs is most of a form page's cost (WTForms widgets through Jinja macros).
+_BLANK_FIELDS: OrderedDict[str, Markup] = OrderedDict()
+_BLANK_FIELDS_MAX = 256
+
+
+def blank_fields_html(page: FormPage, values: Mapping[str, Any]) -> Markup:
+    """The rendered inputs of a new form opened with `values` (its defaults), cached."""
+    key = cache_key(
+        page.pack.content_hash, page.version_id, page.form.id, page.stage, current_language(),
+        local_today(), sorted(values.items()), sorted(page.options.items()),
+    )  # fmt: skip
+    html = _BLANK_FIELDS.get(key)
+    if html is None:
+        html = Markup(get_template_attribute("forms/_fields.html", "field_grid")(page))
+        _BLANK_FIELDS[key] = html
+        while len(_BLANK_FIELDS) > _BLANK_FIELDS_MAX:
+            _BLANK_FIELDS.popitem(last=False)
+    return html
 
 
 def quiet_blank_errors(page: FormPage) -> None:

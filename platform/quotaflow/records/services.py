@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from quotaflow.errors import QuotaflowError
+from quotaflow.kpis import rollups
 from quotaflow.records.models import CENT, Record, RecordHistory
 from quotaflow.timeutil import utcnow
 
@@ -128,8 +129,10 @@ def create_records(
         result = session.execute(
             insert(RECORDS).returning(RECORDS.c.id, sort_by_parameter_order=True),
             rows,
+            execution_options={rollups.HANDLED: True},
         )
         part_ids = [row[0] for row in result]
+        rollups.records_added(session, pack_id, form_id, part_ids)
         session.execute(
             insert(HISTORY),
             [

@@ -36,6 +36,7 @@ from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.pages import (
     FormPage,
     NavItem,
+    blank_fields_html,
     display_for,
     form_or_404,
     form_page,
@@ -101,8 +102,10 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     pack = pack_or_404(pack_id)
     form = form_or_404(pack, form_id)
     version_id = active_version_id(request_session(), pack_id)
+    values = wtf.defaults(form)
     page = form_page(pack, version_id, form_id, stage=initial_stage(pack, form_id),
-                 values=wtf.defaults(form), check=False)  # fmt: skip
+                 values=values, check=False)  # fmt: skip
+    page.fields_html = blank_fields_html(page, values)
     return render_template("records/form.html", page=page, record=None)
 
 

@@ -1,0 +1,333 @@
+"""Keeping KPI roll-ups up to date, in the transaction of every record change.
+
+A year of figures for every rep, team and the company reads a few thousand roll-up rows
+instead of every record (see kpis/models.py for what a row holds). Correctness rests on one
+rule: every change to records moves the roll-ups by exactly what the changed records
+contributed before and contribute after, computed by the same SQL the KPI engine would run
+on the records (`KpiEngine.rollup_rows_query`), so there is no second implementation of a
+filter, a date or a money rule.
+
+- An ORM flush that changes records: before the flush, what the changed records contribute
+  now (still in the database) is subtracted; after it, what they contribute now is added.
+  Creation, edits, stage moves, owner changes, soft delete and restore all go this way.
+- A bulk insert that maintains them itself (`create_records`, the importer) adds its new
+  records' contributions and marks its statement `HANDLED`.
+- Any other bulk INSERT/UPDATE/DELETE on records through a session marks every set stale;
+  the engine then queries the records until `sync` rebuilds them (pack install does; so do
+  `quotaflow kpi rollups --rebuild` and the demo seeder).
+
+Deltas are added with INSERT ... ON CONFLICT DO UPDATE in a fixed order, so concurrent
+writers never conflict on the same row and never lose each other's additions; count and
+money stay exact integers. Writes that bypass SQLAlchemy (psql, a restore from a dump) are
+not seen: run `quotaflow kpi rollups --rebuild` after them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from quotaflow.expressions.sql import MonthStart
+from quotaflow.kpis.models import READY, STALE, Rollup, RollupSet
+from quotaflow.packs.compiled import CompiledPack
+from quotaflow.records.models import Record
+
+ROLLUPS = cast(Table, Rollup.__table__)
+HANDLED = "quotaflow_rollups_handled"  # execution option of a bulk statement that maintains them
+SETS_MEMO = "quotaflow.rollup_sets"  # session.info: pack id -> its ready sets, per transaction
+PENDING = "quotaflow.rollup_pending"  # session.info: records to add back after the flush
+
+
+def sync(session: Session, pack: CompiledPack) -> list[str]:
+    """Make the pack's roll-ups match its KPIs: build the sets a rollable KPI needs, rebuild
+    stale ones, drop the ones no KPI uses any more. Returns the KPIs whose set was built."""
+    from quotaflow.kpis.engine import KpiEngine
+
+    engine = KpiEngine(session, pack, rollups=False)
+    wanted = {engine.rollup_signature(k): k for k in pack.kpis.values() if engine.rollable(k)}
+    existing = session.execute(select(RollupSet).where(RollupSet.pack_id == pack.id)).scalars()
+    keep = {s.signature: s.id for s in existing if s.state == READY and s.signature in wanted}
+    drop = select(RollupSet.id).where(
+        RollupSet.pack_id == pack.id, RollupSet.id.not_in(list(keep.values()))
+    )
+    session.execute(delete(Rollup).where(Rollup.set_id.in_(drop)))
+    session.execute(
+        delete(RollupSet).where(RollupSet.pack_id == pack.id, RollupSet.id.not_in(keep.values()))
+    )
+    todo = [(sig, kpi) for sig, kpi in wanted.items() if sig not in keep]
+    if todo and session.get_bind().dialect.name == "postgresql":
+        # writers wait while the sets are built, so none of their deltas is missed or doubled
+        session.execute(text("LOCK TABLE records IN SHARE MODE"))
+    for signature, kpi in todo:
+        assert kpi.aggregate is not None
+        row = RollupSet(
+            pack_id=pack.id, kpi_id=kpi.id, form_id=kpi.aggregate.form, signature=signature
+        )
+        session.add(row)
+        session.flush()
+        rows = engine.rollup_rows_query(kpi).subquery()
+        session.execute(
+            insert(Rollup).from_select(
+                ["set_id", "grain", "day", "owner_id", "n", "cents", "num"],
+                select(
+                    literal(row.id),
+                    literal("d"),
+                    rows.c.day,
+                    rows.c.owner_id,
+                    rows.c.n,
+                    rows.c.cents,
+                    rows.c.num,
+                ),  # fmt: skip
+            ),
+            execution_options={HANDLED: True},
+        )
+        month = MonthStart(Rollup.day)
+        session.execute(
+            insert(Rollup).from_select(
+                ["set_id", "grain", "day", "owner_id", "n", "cents", "num"],
+                select(
+                    literal(row.id),
+                    literal("m"),
+                    month,
+                    Rollup.owner_id,
+                    func.sum(Rollup.n),
+                    func.sum(Rollup.cents),
+                    func.sum(Rollup.num),
+                )
+                .where(Rollup.set_id == row.id, Rollup.grain == "d")
+                .group_by(month, Rollup.owner_id),  # fmt: skip
+            ),
+            execution_options={HANDLED: True},
+        )
+    session.info.pop(SETS_MEMO, None)
+    return [kpi.id for _sig, kpi in todo]
+
+
+def rebuild(session: Session, pack: CompiledPack) -> list[str]:
+    """Drop every roll-up of the pack and build them again from the records."""
+    session.execute(
+        update(RollupSet).where(RollupSet.pack_id == pack.id).values(state=STALE),
+        execution_options={HANDLED: True},
+    )
+    return sync(session, pack)
+
+
+@contextmanager
+def deferred(session: Session, pack: CompiledPack) -> Iterator[None]:
+    """For loading many records one by one (the demo): the pack's roll-ups are set aside
+    (stale, so nothing reads or moves them) and built once at the end, in the same transaction."""
+    session.execute(
+        update(RollupSet).where(RollupSet.pack_id == pack.id).values(state=STALE),
+        execution_options={HANDLED: True},
+    )
+    session.info.pop(SETS_MEMO, None)
+    yield
+    sync(session, pack)
+
+
+def records_added(session: Session, pack_id: str, form_id: str, ids: Iterable[int]) -> None:
+    """Add what newly inserted records contribute (a bulk insert that bypassed the flush)."""
+    _move(session, {(pack_id, form_id): list(ids)}, +1)
+
+
+# --- applying deltas ----------------------------------------------------------------------------
+
+
+def _ready_sets(session: Session, pack_id: str) -> dict[str, int]:
+    """signature -> set id of the pack's ready sets (read once per transaction)."""
+    memo = session.info.setdefault(SETS_MEMO, {})
+    if pack_id not in memo:
+        memo[pack_id] = dict(
+            session.connection()
+            .execute(
+                select(RollupSet.signature, RollupSet.id).where(
+                    RollupSet.pack_id == pack_id, RollupSet.state == READY
+                )
+            )
+            .all()
+        )
+    found: dict[str, int] = memo[pack_id]
+    return found
+
+
+def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
+    """Add (sign +1) or subtract (-1) what these records contribute now to every ready set
+    of their pack and form: one SELECT per chunk of records, one upsert."""
+    from quotaflow.packs.services import PackNotInstalled, active_pack
+
+    connection = session.connection()
+    for (pack_id, form_id), record_ids in ids.items():
+        if not record_ids:
+            continue
+        sets = _ready_sets(session, pack_id)
+        if not sets:
+            continue
+        try:
+            pack = active_pack(session, pack_id)
+        except PackNotInstalled:
+            continue
+        query = _contributions(session, pack, form_id, sets)
+        if query is None:
+            continue
+        rows: list[Any] = []
+        for start in range(0, len(record_ids), 1000):
+            chunk = record_ids[start : start + 1000]
+            rows += connection.execute(query, {"qf_ids": chunk}).all()
+        _add(session, rows, sign)
+
+
+# Built once per (pack content, form, sets): building SQLAlchemy statements costs far more
+# than running them, and a record save runs this on every flush.
+_QUERIES: dict[tuple[str, str, tuple[tuple[str, int], ...]], Any] = {}
+_UPSERTS: dict[str, Any] = {}
+
+
+def _contributions(
+    session: Session, pack: CompiledPack, form_id: str, sets: dict[str, int]
+) -> Any | None:
+    """(set_id, owner_id, day, n, cents, num) of the records `qf_ids` for every ready set
+    fed by the form (UNION ALL of the engine's per-KPI roll-up queries)."""
+    from quotaflow.kpis.engine import KpiEngine
+
+    key = (pack.content_hash, form_id, tuple(sorted(sets.items())))
+    if key not in _QUERIES:
+        engine = KpiEngine(session, pack, rollups=False)
+        ids = Record.id.in_(bindparam("qf_ids", expanding=True))
+        parts = []
+        seen: set[int] = set()
+        for kpi in pack.kpis.values():
+            if kpi.aggregate is None or kpi.aggregate.form != form_id:
+                continue
+            if not engine.rollable(kpi):
+                continue
+            set_id = sets.get(engine.rollup_signature(kpi))
+            if set_id is None or set_id in seen:
+                continue
+            seen.add(set_id)
+            rows = engine.rollup_rows_query(kpi, ids).subquery()
+            parts.append(
+                select(
+                    literal(set_id).label("set_id"),
+                    rows.c.owner_id,
+                    rows.c.day,
+                    rows.c.n,
+                    rows.c.cents,
+                    rows.c.num,
+                )  # fmt: skip
+            )
+        _QUERIES[key] = None if not parts else parts[0] if len(parts) == 1 else union_all(*parts)
+    return _QUERIES[key]
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE adding to the row that is there."""
+    if dialect not in _UPSERTS:
+        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(ROLLUPS)
+        new, t = statement.excluded, ROLLUPS.c
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=[t.set_id, t.grain, t.day, t.owner_id],
+            set_={
+                "n": t.n + new.n,
+                "cents": func.coalesce(t.cents + new.cents, t.cents, new.cents),
+                "num": func.coalesce(t.num + new.num, t.num, new.num),
+            },
+        )
+    return _UPSERTS[dialect]
+
+
+def _add(session: Session, rows: list[Any], sign: int) -> None:
+    """Upsert day and month rows, summing what several contributions add to one row."""
+    totals: dict[tuple[int, str, date, int], list[Any]] = defaultdict(lambda: [0, None, None])
+    for set_id, owner, day, n, cents, num in rows:
+        day_ = day if isinstance(day, date) else date.fromisoformat(str(day))
+        for key in ((set_id, "d", day_, owner), (set_id, "m", day_.replace(day=1), owner)):
+            total = totals[key]
+            total[0] += sign * int(n or 0)
+            if cents is not None:
+                total[1] = (total[1] or 0) + sign * int(cents)
+            if num is not None:
+                total[2] = (total[2] or 0.0) + sign * float(num)
+    if not totals:
+        return
+    # a fixed order: concurrent writers lock rows in the same order and cannot deadlock
+    params = [
+        {"set_id": s, "grain": g, "day": d, "owner_id": o, "n": t[0], "cents": t[1], "num": t[2]}
+        for (s, g, d, o), t in sorted(totals.items())
+    ]
+    session.connection().execute(_upsert(session.get_bind().dialect.name), params)
+
+
+def _by_form(records: Iterable[Record]) -> dict[tuple[str, str], list[int]]:
+    out: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for record in records:
+        out[(record.pack_id, record.form_id)].append(record.id)
+    return out
+
+
+# --- session events -----------------------------------------------------------------------------
+
+
+@event.listens_for(Session, "before_flush")
+def _subtract_before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    changed = [
+        obj
+        for obj in session.dirty
+        if isinstance(obj, Record) and obj.id is not None and session.is_modified(obj)
+    ]
+    gone = [obj for obj in session.deleted if isinstance(obj, Record) and obj.id is not None]
+    if not changed and not gone:
+        return
+    with session.no_autoflush:
+        _move(session, _by_form([*changed, *gone]), -1)
+    session.info[PENDING] = changed
+
+
+@event.listens_for(Session, "after_flush")
+def _add_after_flush(session: Session, _context: Any) -> None:
+    changed: list[Record] = session.info.pop(PENDING, [])
+    new = [obj for obj in session.new if isinstance(obj, Record)]
+    if not changed and not new:
+        return
+    with session.no_autoflush:
+        _move(session, _by_form([*new, *changed]), +1)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _stale_on_bulk_statements(state: Any) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get(HANDLED):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) == "records":
+        state.session.connection().execute(
+            update(RollupSet).where(RollupSet.state == READY).values(state=STALE)
+        )
+        state.session.info.pop(SETS_MEMO, None)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(SETS_MEMO, None)
+    session.info.pop(PENDING, None)
