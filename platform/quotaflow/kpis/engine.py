@@ -29,7 +29,7 @@ using TODAY(), a stale set) queries the records. Results are cached per process 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -145,6 +145,8 @@ class OrgSnapshot:
     teams: Mapping[int, tuple[str, str, int | None]]  # id -> (key, name, parent_id)
     ancestors: Mapping[int, tuple[int, ...]]  # id -> itself and every team above it
     memberships: tuple[tuple[int, int, str, date, date | None], ...]  # user, team, role, from, to
+    # answers of intervals() per period: a year of months for 3 groupings asks each 3+ times
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, session: Session) -> OrgSnapshot:
@@ -179,6 +181,9 @@ class OrgSnapshot:
         Overlapping memberships under one ancestor are merged, so a region never counts a
         record twice when its rep belongs to two of its teams at once.
         """
+        known = self.memo.get(("intervals", period.start, period.end))
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         raw: dict[tuple[int, int], list[tuple[date, date]]] = {}
         for user_id, team_id, _role, start, end in self.memberships:
             stop = end or OPEN_DAY
@@ -196,6 +201,7 @@ class OrgSnapshot:
                 else:
                     out.append((start, stop))
             merged[key] = out
+        self.memo[("intervals", period.start, period.end)] = merged
         return merged
 
     def members_on(self, period: Period, roles: Collection[str] | None = None) -> set[int]:
@@ -240,6 +246,7 @@ class KpiEngine:
         self.use_rollups = rollups
         self._org: OrgSnapshot | None = None
         self._sets: dict[str, int] | None = None
+        self._slice_teams: dict[Any, dict[tuple[int, int], list[int]]] = {}
 
     @property
     def org(self) -> OrgSnapshot:
@@ -400,34 +407,51 @@ class KpiEngine:
         teams_of: dict[int, list[tuple[int, list[tuple[date, date]]]]] = {}
         for (user_id, team_id), ranges in spans.items():
             teams_of.setdefault(user_id, []).append((team_id, ranges))
+        # which teams an owner counts for in a slice: the same for every KPI of one call
+        memo = self._slice_teams.setdefault((span.start, span.stop, tuple(cuts)), {})
+
+        def teams_in_slice(owner: int, index: int) -> list[int]:
+            found = memo.get((owner, index))
+            if found is None:
+                first = firsts[index]
+                found = memo[(owner, index)] = [
+                    team_id
+                    for team_id, ranges in teams_of.get(owner, ())
+                    if any(a <= first < b for a, b in ranges)
+                ]
+            return found
+
         combine = _COMBINE[agg.op]
-        partial: dict[tuple[By, int], dict[Key, list[Any]]] = {
+        single = len(combine) == 1  # count, sum, min, max: one measure (avg keeps two)
+        merge = combine[0]
+        partial: dict[tuple[By, int], dict[Key, Any]] = {
             (by, i): {} for by in bys for i in range(len(periods))
         }
-
-        def add(target: dict[Key, list[Any]], key: Key, values_: list[Any]) -> None:
-            if key not in target:
-                target[key] = list(values_)
-            else:
-                target[key] = [
-                    c(x, y) for c, x, y in zip(combine, target[key], values_, strict=True)
-                ]
-
         for owner, index, *values_ in self.session.execute(query):
             i = where[int(index)]
             if i is None:
                 continue
-            first = firsts[int(index)]
+            value: Any = values_[0] if single else values_
+            targets: list[tuple[dict[Key, Any], Key]] = []
             if "rep" in bys:
-                add(partial[("rep", i)], owner, values_)
+                targets.append((partial[("rep", i)], owner))
             if "company" in bys:
-                add(partial[("company", i)], None, values_)
+                targets.append((partial[("company", i)], None))
             if "team" in bys:
-                for team_id, ranges in teams_of.get(owner, ()):
-                    if any(a <= first < b for a, b in ranges):
-                        add(partial[("team", i)], team_id, values_)
+                found = partial[("team", i)]
+                targets += [(found, t) for t in teams_in_slice(owner, int(index))]
+            for target, key in targets:
+                if key not in target:
+                    target[key] = value
+                elif single:
+                    target[key] = merge(target[key], value)
+                else:
+                    target[key] = [
+                        c(x, y) for c, x, y in zip(combine, target[key], value, strict=True)
+                    ]
         return {
-            key: {scope: finish(v) for scope, v in found.items()} for key, found in partial.items()
+            key: {scope: finish([v] if single else v) for scope, v in found.items()}
+            for key, found in partial.items()
         }
 
     def aggregate(self, kpi: KpiDef, period: Period, by: By) -> dict[Key, Value]:
