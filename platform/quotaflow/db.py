@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -133,3 +133,28 @@ def open_sessions(url: str) -> sessionmaker[Session]:
     engine = make_engine(url)
     ensure_migrated(engine)
     return make_sessionmaker(engine)
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many rows into one table in the session's transaction: COPY on PostgreSQL (several
+    times faster than INSERT for imports), one executemany elsewhere.
+
+    Every row has the same keys and gives every column that has no server-side default:
+    COPY applies no Python-side defaults. It bypasses SQLAlchemy's events: callers writing
+    records keep the KPI cache and roll-ups in step themselves (records.services does).
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), list(rows))
+        return
+    from psycopg.types.json import Jsonb
+
+    session.flush()  # rows the COPY refers to (a new user, a team) must be in the database
+    columns = list(rows[0])
+    documents = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Jsonb(row[c]) if c in documents else row[c] for c in columns])

@@ -50,9 +50,9 @@ class Rollup(Base):
 
     __tablename__ = "kpi_rollups"
 
-    set_id: Mapped[int] = mapped_column(
-        ForeignKey("kpi_rollup_sets.id", ondelete="CASCADE"), primary_key=True
-    )
+    # no foreign key: an import upserts thousands of rows, and a per-row FK trigger would
+    # cost a fifth of it; sets are only deleted by kpis/rollups.py, rows first
+    set_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     grain: Mapped[str] = mapped_column(String(1), primary_key=True)  # d | m
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     owner_id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -27,10 +27,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Table,
     bindparam,
     delete,
@@ -43,6 +43,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -172,10 +173,12 @@ def _ready_sets(session: Session, pack_id: str) -> dict[str, int]:
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
     """Add (sign +1) or subtract (-1) what these records contribute now to every ready set
-    of their pack and form: one SELECT per chunk of records, one upsert."""
+    of their pack and form: one INSERT ... SELECT ... ON CONFLICT DO UPDATE per chunk, the
+    figures never leaving the database."""
     from quotaflow.packs.services import PackNotInstalled, active_pack
 
     connection = session.connection()
+    dialect = session.get_bind().dialect.name
     for (pack_id, form_id), record_ids in ids.items():
         if not record_ids:
             continue
@@ -186,95 +189,95 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
             pack = active_pack(session, pack_id)
         except PackNotInstalled:
             continue
-        query = _contributions(session, pack, form_id, sets)
-        if query is None:
+        statement = _delta_statement(session, pack, form_id, sets, sign, dialect)
+        if statement is None:
             continue
-        rows: list[Any] = []
-        for start in range(0, len(record_ids), 1000):
-            chunk = record_ids[start : start + 1000]
-            rows += connection.execute(query, {"qf_ids": chunk}).all()
-        _add(session, rows, sign)
+        # PostgreSQL takes the ids as one array; SQLite as that many parameters (at most 32766)
+        size = 50_000 if dialect == "postgresql" else 5000
+        for start in range(0, len(record_ids), size):
+            connection.execute(statement, {"qf_ids": record_ids[start : start + size]})
 
 
-# Built once per (pack content, form, sets): building SQLAlchemy statements costs far more
-# than running them, and a record save runs this on every flush.
-_QUERIES: dict[tuple[str, str, tuple[tuple[str, int], ...]], Any] = {}
-_UPSERTS: dict[str, Any] = {}
+# Built once per (pack content, form, sets, sign, dialect): building SQLAlchemy statements
+# costs far more than running them, and a record save runs this on every flush.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _contributions(
-    session: Session, pack: CompiledPack, form_id: str, sets: dict[str, int]
+def _delta_statement(
+    session: Session,
+    pack: CompiledPack,
+    form_id: str,
+    sets: dict[str, int],
+    sign: int,
+    dialect: str,
 ) -> Any | None:
-    """(set_id, owner_id, day, n, cents, num) of the records `qf_ids` for every ready set
-    fed by the form (UNION ALL of the engine's per-KPI roll-up queries)."""
+    """INSERT INTO kpi_rollups the day and month rows of what the records `qf_ids`
+    contribute to every ready set fed by the form (times `sign`), adding to rows already
+    there. Rows come sorted by key, so concurrent writers lock them in the same order."""
     from quotaflow.kpis.engine import KpiEngine
 
-    key = (pack.content_hash, form_id, tuple(sorted(sets.items())))
-    if key not in _QUERIES:
-        engine = KpiEngine(session, pack, rollups=False)
-        ids = Record.id.in_(bindparam("qf_ids", expanding=True))
-        parts = []
-        seen: set[int] = set()
-        for kpi in pack.kpis.values():
-            if kpi.aggregate is None or kpi.aggregate.form != form_id:
-                continue
-            if not engine.rollable(kpi):
-                continue
-            set_id = sets.get(engine.rollup_signature(kpi))
-            if set_id is None or set_id in seen:
-                continue
-            seen.add(set_id)
-            rows = engine.rollup_rows_query(kpi, ids).subquery()
-            parts.append(
-                select(
-                    literal(set_id).label("set_id"),
-                    rows.c.owner_id,
-                    rows.c.day,
-                    rows.c.n,
-                    rows.c.cents,
-                    rows.c.num,
-                )  # fmt: skip
-            )
-        _QUERIES[key] = None if not parts else parts[0] if len(parts) == 1 else union_all(*parts)
-    return _QUERIES[key]
-
-
-def _upsert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE adding to the row that is there."""
-    if dialect not in _UPSERTS:
-        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(ROLLUPS)
-        new, t = statement.excluded, ROLLUPS.c
-        _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=[t.set_id, t.grain, t.day, t.owner_id],
-            set_={
-                "n": t.n + new.n,
-                "cents": func.coalesce(t.cents + new.cents, t.cents, new.cents),
-                "num": func.coalesce(t.num + new.num, t.num, new.num),
-            },
+    key = (pack.content_hash, form_id, tuple(sorted(sets.items())), sign, dialect)
+    if key in _STATEMENTS:
+        return _STATEMENTS[key]
+    engine = KpiEngine(session, pack, rollups=False)
+    ids: Any = Record.id.in_(bindparam("qf_ids", expanding=True))
+    if dialect == "postgresql":  # one array parameter, not thousands: planned as PK lookups
+        ids = Record.id == func.any(bindparam("qf_ids", type_=ARRAY(BigInteger)))
+    parts = []
+    seen: set[int] = set()
+    for kpi in pack.kpis.values():
+        if kpi.aggregate is None or kpi.aggregate.form != form_id or not engine.rollable(kpi):
+            continue
+        set_id = sets.get(engine.rollup_signature(kpi))
+        if set_id is None or set_id in seen:
+            continue
+        seen.add(set_id)
+        rows = engine.rollup_rows_query(kpi, ids).subquery()
+        parts.append(
+            select(
+                literal(set_id).label("set_id"),
+                rows.c.owner_id,
+                rows.c.day,
+                rows.c.n,
+                rows.c.cents,
+                rows.c.num,
+            )  # fmt: skip
         )
-    return _UPSERTS[dialect]
-
-
-def _add(session: Session, rows: list[Any], sign: int) -> None:
-    """Upsert day and month rows, summing what several contributions add to one row."""
-    totals: dict[tuple[int, str, date, int], list[Any]] = defaultdict(lambda: [0, None, None])
-    for set_id, owner, day, n, cents, num in rows:
-        day_ = day if isinstance(day, date) else date.fromisoformat(str(day))
-        for key in ((set_id, "d", day_, owner), (set_id, "m", day_.replace(day=1), owner)):
-            total = totals[key]
-            total[0] += sign * int(n or 0)
-            if cents is not None:
-                total[1] = (total[1] or 0) + sign * int(cents)
-            if num is not None:
-                total[2] = (total[2] or 0.0) + sign * float(num)
-    if not totals:
-        return
-    # a fixed order: concurrent writers lock rows in the same order and cannot deadlock
-    params = [
-        {"set_id": s, "grain": g, "day": d, "owner_id": o, "n": t[0], "cents": t[1], "num": t[2]}
-        for (s, g, d, o), t in sorted(totals.items())
-    ]
-    session.connection().execute(_upsert(session.get_bind().dialect.name), params)
+    if not parts:
+        _STATEMENTS[key] = None
+        return None
+    found = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("qf_found")
+    month = MonthStart(found.c.day)
+    days = select(
+        found.c.set_id, literal("d").label("grain"), found.c.day, found.c.owner_id,
+        (found.c.n * sign).label("n"), (found.c.cents * sign).label("cents"),
+        (found.c.num * sign).label("num"),
+    )  # fmt: skip
+    months = select(
+        found.c.set_id, literal("m").label("grain"), month.label("day"), found.c.owner_id,
+        (func.sum(found.c.n) * sign).label("n"), (func.sum(found.c.cents) * sign).label("cents"),
+        (func.sum(found.c.num) * sign).label("num"),
+    ).group_by(found.c.set_id, month, found.c.owner_id)  # fmt: skip
+    both = union_all(days, months).subquery("qf_rows")
+    ordered = (
+        select(both)
+        .where(literal(True))  # SQLite needs a WHERE before ON CONFLICT (a parsing ambiguity)
+        .order_by(both.c.set_id, both.c.grain, both.c.day, both.c.owner_id)
+    )
+    insert_ = (pg_insert if dialect == "postgresql" else sqlite_insert)(ROLLUPS).from_select(
+        ["set_id", "grain", "day", "owner_id", "n", "cents", "num"], ordered
+    )
+    new, t = insert_.excluded, ROLLUPS.c
+    statement = insert_.on_conflict_do_update(
+        index_elements=[t.set_id, t.grain, t.day, t.owner_id],
+        set_={
+            "n": t.n + new.n,
+            "cents": func.coalesce(t.cents + new.cents, t.cents, new.cents),
+            "num": func.coalesce(t.num + new.num, t.num, new.num),
+        },
+    )
+    _STATEMENTS[key] = statement
+    return statement
 
 
 def _by_form(records: Iterable[Record]) -> dict[tuple[str, str], list[int]]:

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, insert, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from quotaflow.audit import record_event
+from quotaflow.db import insert_many
 from quotaflow.errors import QuotaflowError
 from quotaflow.forms.values import FieldValueError, Raw, from_storage, parse_value, to_storage
 from quotaflow.org.models import Membership
@@ -241,8 +242,9 @@ def record_first_stages(
 ) -> None:
     """record_first_stage for many records at once: (record id, stage, when) each."""
     if moves:
-        session.execute(
-            insert(cast(Table, StageMove.__table__)),
+        insert_many(
+            session,
+            cast(Table, StageMove.__table__),
             [
                 {"record_id": rid, "pipeline_id": pipeline_id, "from_stage": None,
                  "to_stage": stage, "moved_by": actor_id, "moved_at": at or utcnow()}

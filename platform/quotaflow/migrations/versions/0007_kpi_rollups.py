@@ -43,12 +43,6 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("cents", sa.BigInteger(), nullable=True),
         sa.Column("num", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["set_id"],
-            ["kpi_rollup_sets.id"],
-            name=op.f("fk_kpi_rollups_set_id_kpi_rollup_sets"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("set_id", "grain", "day", "owner_id", name=op.f("pk_kpi_rollups")),
     )
 
