@@ -183,7 +183,7 @@ class OrgSnapshot:
         """
         known = self.memo.get(("intervals", period.start, period.end))
         if known is not None:
-            return known  # type: ignore[no-any-return]
+            return known
         raw: dict[tuple[int, int], list[tuple[date, date]]] = {}
         for user_id, team_id, _role, start, end in self.memberships:
             stop = end or OPEN_DAY
@@ -589,7 +589,11 @@ class KpiEngine:
             LocalDay(day, literal(self.pack.pack.timezone)) if is_instant else day
         )
         fields = form_field_types(self.pack, agg.form)
-        null_cents, null_num = cast(null(), BigInteger), cast(null(), Float)
+        null_cents: ColumnElement[Any] = cast(null(), BigInteger)
+        null_num: ColumnElement[Any] = cast(null(), Float)
+        n: ColumnElement[Any]
+        cents: ColumnElement[Any]
+        num: ColumnElement[Any]
         target = (
             ("num", null_num)
             if agg.field is None
