@@ -6,7 +6,7 @@ For SQLite (a file) and PostgreSQL (the tests' throwaway server, when its binari
 migrate, install the CRM walk-through pack and an org of 35 agents, write a CSV of --rows
 opportunities (every stage, blank dates and values on open deals), then time
 `import_records` — read the file, check every row through the form engine (types, choices,
-required_if rules, owner, stage), write records, history and stage moves in one transaction
+required_if rules, owner, stage), write records, history, stage moves and KPI roll-ups in one transaction
 — against the floor: the same record rows inserted with one executemany, nothing checked.
 Goal: at least 10,000 validated rows per second.
 """
@@ -109,7 +109,7 @@ def measure(label: str, url: str, csv_path: Path) -> list[str]:
     n = len(rows)
     return [
         f"{label}: {n:,} rows",
-        f"  import_records (read, check every row, write records + history + stage moves): "
+        f"  import_records (read, check every row, write records + history + stage moves + KPI roll-ups): "
         f"{ours:.2f} s = {n / ours:,.0f} rows/s",
         f"  baseline: executemany of the same records, unchecked, no history: "
         f"{floor:.2f} s = {n / floor:,.0f} rows/s",

@@ -44,7 +44,7 @@ from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Person
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import ChoiceDef, FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
-from quotaflow.packs.services import active_pack, active_version_id
+from quotaflow.packs.services import PackNotInstalled, active_pack, active_version_id
 from quotaflow.records.access import managed_teams, visible_records
 from quotaflow.records.models import Record
 
@@ -295,11 +295,14 @@ _VERSIONS: dict[str, CompiledPack] = {}
 
 def compiled_version(session: Session, pack_id: str, version_id: int) -> CompiledPack:
     """The compiled pack of one published version (the active one, or an older one)."""
+    try:
+        if version_id == active_version_id(session, pack_id):  # no content read: the usual case
+            return active_pack(session, pack_id)
+    except PackNotInstalled:
+        raise VersionUnavailable(f"pack {pack_id} is not installed") from None
     version = session.get(PackVersion, version_id)
     if version is None or version.pack_id != pack_id:
         raise VersionUnavailable(f"pack {pack_id} has no version {version_id}")
-    if version.id == active_version_id(session, pack_id):
-        return active_pack(session, pack_id)
     compiled = _VERSIONS.get(version.content_hash)
     if compiled is None:
         from quotaflow.packs.validate import compile_installed

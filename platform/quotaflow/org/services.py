@@ -84,6 +84,20 @@ def add_membership(
     return membership
 
 
+def team_on(session: Session, user_id: int, on: date) -> int | None:
+    """The team of the user's membership valid on a day (the latest-starting one), if any."""
+    return session.scalar(
+        select(Membership.team_id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.valid_from <= on,
+            or_(Membership.valid_to.is_(None), Membership.valid_to > on),
+        )
+        .order_by(Membership.valid_from.desc())
+        .limit(1)
+    )
+
+
 def membership_on(session: Session, user_id: int, on: date) -> Membership | None:
     """The user's membership valid on a day (the latest-starting one if several)."""
     return session.scalar(

@@ -24,7 +24,7 @@ from quotaflow.forms import wtf
 from quotaflow.forms.engine import evaluate_form
 from quotaflow.forms.values import from_storage
 from quotaflow.org.models import Team, User
-from quotaflow.org.services import membership_on
+from quotaflow.org.services import team_on
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FieldDef, FormDef
 from quotaflow.packs.models import PackVersion
@@ -123,12 +123,12 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
     if not page.state.ok:
         return render_template("records/form.html", page=page, record=None), 400
     session = request_session()
-    team = membership_on(session, current_user.id, local_today())
+    team_id = team_on(session, current_user.id, local_today())
     form = pack.forms[form_id]
     amount, record_date = _columns(form, page.state.values)
     record = create_record(
         session, pack_id=pack.id, pack_version_id=version_id, form_id=form_id,
-        owner_id=current_user.id, team_id=team.team_id if team else None,
+        owner_id=current_user.id, team_id=team_id,
         values=_stored(page.state.values), actor_id=current_user.id, stage=stage,
         amount=amount, record_date=record_date or local_today(),
     )  # fmt: skip
