@@ -143,3 +143,22 @@ def test_uncommitted_changes_bypass_the_cache(world: dict[str, Any]) -> None:
     finally:
         session.close()
     assert figure(world) == {None: Decimal("0.00")}
+
+
+def test_old_data_stamps_are_pruned_and_the_stamp_still_moves(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data_changes keeps only recent rows (one is written per change), and the newest id —
+    the stamp every worker compares — keeps growing."""
+    from sqlalchemy import func, select
+
+    monkeypatch.setattr(cache, "PRUNE_EVERY", 5)
+    stamps = []
+    for i in range(12):
+        with db.transaction(world["sessions"]) as session:
+            won(world, session, f"{i + 1}.00")
+        with world["sessions"]() as session:
+            stamps.append(cache.stamp_for(session))
+            rows = session.scalar(select(func.count()).select_from(cache.DataChange))
+            assert rows is not None and rows <= 5
+    assert stamps == sorted(stamps) and len(set(stamps)) == 12

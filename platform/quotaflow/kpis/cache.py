@@ -9,7 +9,7 @@ when it was computed; each call reads the stamp again (one indexed MAX), so a ch
 any worker makes every older entry unreachable at once, and several gunicorn workers never
 serve a stale figure. A session holding uncommitted input changes bypasses the cache (what
 it sees may yet be rolled back). Correct before clever: any record change invalidates every
-KPI; at most MAX_ENTRIES results are kept per process.
+KPI; at most MAX_ENTRIES results are kept per process. Old stamps are pruned as it goes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, event, func, select
+from sqlalchemy import DateTime, Integer, delete, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from quotaflow.db import Base
@@ -101,6 +101,18 @@ def _bump_on_bulk_statements(state: Any) -> None:
         table = getattr(state.statement, "table", None)
         if getattr(table, "name", None) in INPUT_TABLES:
             bump(state.session)
+
+
+PRUNE_EVERY = 500  # rows; only the newest matters, the rest is history nobody reads
+
+
+@event.listens_for(Session, "after_flush")
+def _prune_old_stamps(session: Session, _context: Any) -> None:
+    """Every PRUNE_EVERY-th stamp deletes the ones before it: MAX(id) never changes by it,
+    and the table stays a few hundred rows instead of one per write since the install."""
+    for obj in session.new:
+        if isinstance(obj, DataChange) and obj.id is not None and obj.id % PRUNE_EVERY == 0:
+            session.connection().execute(delete(DataChange).where(DataChange.id < obj.id))
 
 
 @event.listens_for(Session, "after_commit")

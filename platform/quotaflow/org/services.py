@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -84,15 +84,20 @@ def add_membership(
     return membership
 
 
+def _valid_on(user_id: int, on: date) -> list[ColumnElement[bool]]:
+    """The user's memberships valid on a day."""
+    return [
+        Membership.user_id == user_id,
+        Membership.valid_from <= on,
+        or_(Membership.valid_to.is_(None), Membership.valid_to > on),
+    ]
+
+
 def team_on(session: Session, user_id: int, on: date) -> int | None:
     """The team of the user's membership valid on a day (the latest-starting one), if any."""
     return session.scalar(
         select(Membership.team_id)
-        .where(
-            Membership.user_id == user_id,
-            Membership.valid_from <= on,
-            or_(Membership.valid_to.is_(None), Membership.valid_to > on),
-        )
+        .where(*_valid_on(user_id, on))
         .order_by(Membership.valid_from.desc())
         .limit(1)
     )
@@ -102,11 +107,7 @@ def membership_on(session: Session, user_id: int, on: date) -> Membership | None
     """The user's membership valid on a day (the latest-starting one if several)."""
     return session.scalar(
         select(Membership)
-        .where(
-            Membership.user_id == user_id,
-            Membership.valid_from <= on,
-            or_(Membership.valid_to.is_(None), Membership.valid_to > on),
-        )
+        .where(*_valid_on(user_id, on))
         .order_by(Membership.valid_from.desc())
         .limit(1)
     )
