@@ -420,7 +420,7 @@ def main() -> None:
                     print(
                         f"  {backend:<11}{size:>10,}{ours['seconds']:>8.2f}s{monthly['seconds']:>9.2f}s"
                         f"{live['seconds']:>9.2f}s{hand['seconds']:>9.2f}s{hand_r['seconds']:>8.2f}s"
-                        f"{loop['seconds']:>8.2f}s{ours['seconds'] / best:>8.1f}x"
+                        f"{loop['seconds']:>8.2f}s{ours['seconds'] / best:>8.2f}x"
                         f"{loop['seconds'] / ours['seconds']:>8.1f}x{ours['peak_mb']:>10.0f}{built:>7.1f}s"
                         + ("" if agree else "   (figures DIFFER)"),
                         flush=True,
