@@ -273,9 +273,13 @@ class KpiEngine:
             raise KpiError(f"cannot group by '{by}': use {', '.join(BY_CHOICES)}")
         wanted = [self.kpi(k).id for k in kpi_ids]
         stamp = cache.stamp_for(self.session)
+        # the database too: stamps of two databases served by one process (tests, tools)
+        # count from 1 alike
+        database = str(self.session.get_bind().url)
         key = cache.cache_key(
-            self.pack.content_hash, sorted(wanted), by, period.start, period.end, self.today, stamp
-        )
+            database, self.pack.content_hash, sorted(wanted), by, period.start, period.end,
+            self.today, stamp,
+        )  # fmt: skip
         cached = cache.get(key) if stamp is not None else None
         if cached is not None:
             return {k: KpiFigures(self.pack.kpis[k], period, by, dict(cached[k])) for k in wanted}
