@@ -275,7 +275,7 @@ class KpiEngine:
         stamp = cache.stamp_for(self.session)
         # the database too: stamps of two databases served by one process (tests, tools)
         # count from 1 alike
-        database = str(self.session.get_bind().url)
+        database = str(self.session.get_bind().engine.url)
         key = cache.cache_key(
             database, self.pack.content_hash, sorted(wanted), by, period.start, period.end,
             self.today, stamp,
@@ -457,7 +457,8 @@ class KpiEngine:
                     target[key] = current + value
 
         # the hot loop of a dashboard: a few thousand rows per KPI, each added to ~5 scopes
-        for owner, index, *values_ in self.session.execute(query):
+        self.session.flush()  # what session.execute would do; rows then come without the ORM
+        for owner, index, *values_ in self.session.connection().execute(query):
             index = int(index)
             i = where[index]
             if i is None:
