@@ -299,3 +299,64 @@ def test_the_local_day_is_the_same_on_both_databases(world: World) -> None:
             )
         )
     assert days == [date(2025, 9, 30), date(2025, 10, 1)]
+
+
+@pytest.mark.parametrize("first", ["writer", "rebuild"])
+def test_a_rebuild_and_a_writer_at_the_same_time_leave_them_exact(world: World, first: str) -> None:
+    """A deal edited while the roll-ups are rebuilt (an install, `kpi rollups --rebuild`):
+    whichever starts first, the other waits for it, and the roll-ups end equal to the records —
+    no delta half applied to the old sets and half to the new ones."""
+    import threading
+
+    with db.transaction(world.sessions) as session:
+        deal = world.add(session, "ann", stage="won", amount=Decimal("100.00"),
+                         closed_at=_at(date(2025, 7, 3)), values={"amount": "100.00"})  # fmt: skip
+        deal_id = deal.id
+    errors: list[BaseException] = []
+
+    def edit() -> None:
+        try:
+            with db.transaction(world.sessions) as session:
+                record = session.get(Record, deal_id)
+                assert record is not None
+                update_record(session, deal_id, values={"amount": "250.00"}, actor_id=None,
+                              expected_version=record.version_no, amount=Decimal("250.00"))  # fmt: skip
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def rebuild() -> None:
+        try:
+            with db.transaction(world.sessions) as session:
+                rollups.rebuild(session, active_pack(session, world.pack_id))
+        except BaseException as exc:
+            errors.append(exc)
+
+    holder = world.sessions()
+    try:
+        if first == "writer":  # the edit is flushed, not committed, when the rebuild starts
+            record = holder.get(Record, deal_id)
+            assert record is not None
+            update_record(holder, deal_id, values={"amount": "250.00"}, actor_id=None,
+                          expected_version=record.version_no, amount=Decimal("250.00"))  # fmt: skip
+            other = threading.Thread(target=rebuild)
+        else:  # the rebuild is done, not committed, when the edit starts
+            rollups.rebuild(holder, active_pack(holder, world.pack_id))
+            other = threading.Thread(target=edit)
+        other.start()
+        other.join(0.5)
+        assert other.is_alive(), "the second one waits for the first"
+        holder.commit()
+    finally:
+        holder.close()
+    other.join(10)
+    assert not other.is_alive() and not errors, errors
+    with world.session() as session:
+        engine = world.engine(session)
+        assert "won_revenue" in engine.rollup_sets()
+        value = engine.figures("won_revenue", parse_period("2025-07"), "company").values[None]
+        assert value == Decimal("250.00")
+        maintained = _rows(session)
+    with db.transaction(world.sessions) as session:
+        rollups.rebuild(session, active_pack(session, world.pack_id))
+    with world.session() as session:
+        assert _rows(session) == maintained

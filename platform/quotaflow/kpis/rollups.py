@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Table,
+    and_,
     bindparam,
     delete,
     event,
@@ -55,7 +56,7 @@ from quotaflow.records.models import Record
 
 ROLLUPS = cast(Table, Rollup.__table__)
 HANDLED = "quotaflow_rollups_handled"  # execution option of a bulk statement that maintains them
-SETS_MEMO = "quotaflow.rollup_sets"  # session.info: pack id -> its ready sets, per transaction
+GUARDED = "quotaflow.rollups_guarded"  # session.info: this transaction holds the writers' lock
 PENDING = "quotaflow.rollup_pending"  # session.info: records to add back after the flush
 
 
@@ -64,21 +65,23 @@ def sync(session: Session, pack: CompiledPack) -> list[str]:
     stale ones, drop the ones no KPI uses any more. Returns the KPIs whose set was built."""
     from quotaflow.kpis.engine import KpiEngine
 
+    if session.get_bind().dialect.name == "postgresql":
+        # Every writer holds ROW SHARE on the sets from before its first delta to its commit
+        # (_guard): this waits for those in flight and holds new ones back until the sets
+        # are built, so no delta is half applied to old sets and half to new ones. (SQLite
+        # has one writer at a time.)
+        session.execute(text("LOCK TABLE kpi_rollup_sets IN EXCLUSIVE MODE"))
     engine = KpiEngine(session, pack, rollups=False)
     wanted = {engine.rollup_signature(k): k for k in pack.kpis.values() if engine.rollable(k)}
-    existing = session.execute(select(RollupSet).where(RollupSet.pack_id == pack.id)).scalars()
-    keep = {s.signature: s.id for s in existing if s.state == READY and s.signature in wanted}
-    drop = select(RollupSet.id).where(
-        RollupSet.pack_id == pack.id, RollupSet.id.not_in(list(keep.values()))
-    )
-    session.execute(delete(Rollup).where(Rollup.set_id.in_(drop)))
+    existing = session.scalars(select(RollupSet).where(RollupSet.pack_id == pack.id))
+    kept = {s.signature: s.id for s in existing if s.state == READY and s.signature in wanted}
+    keep = list(kept.values())
+    gone = select(RollupSet.id).where(RollupSet.pack_id == pack.id, RollupSet.id.not_in(keep))
+    session.execute(delete(Rollup).where(Rollup.set_id.in_(gone)))
     session.execute(
-        delete(RollupSet).where(RollupSet.pack_id == pack.id, RollupSet.id.not_in(keep.values()))
+        delete(RollupSet).where(RollupSet.pack_id == pack.id, RollupSet.id.not_in(keep))
     )
-    todo = [(sig, kpi) for sig, kpi in wanted.items() if sig not in keep]
-    if todo and session.get_bind().dialect.name == "postgresql":
-        # writers wait while the sets are built, so none of their deltas is missed or doubled
-        session.execute(text("LOCK TABLE records IN SHARE MODE"))
+    todo = [(sig, kpi) for sig, kpi in wanted.items() if sig not in kept]
     for signature, kpi in todo:
         assert kpi.aggregate is not None
         row = RollupSet(
@@ -98,7 +101,7 @@ def sync(session: Session, pack: CompiledPack) -> list[str]:
                     rows.c.n,
                     rows.c.cents,
                     rows.c.num,
-                ),  # fmt: skip
+                ),
             ),
             execution_options={HANDLED: True},
         )
@@ -116,20 +119,16 @@ def sync(session: Session, pack: CompiledPack) -> list[str]:
                     func.sum(Rollup.num),
                 )
                 .where(Rollup.set_id == row.id, Rollup.grain == "d")
-                .group_by(month, Rollup.owner_id),  # fmt: skip
+                .group_by(month, Rollup.owner_id),
             ),
             execution_options={HANDLED: True},
         )
-    session.info.pop(SETS_MEMO, None)
     return [kpi.id for _sig, kpi in todo]
 
 
 def rebuild(session: Session, pack: CompiledPack) -> list[str]:
     """Drop every roll-up of the pack and build them again from the records."""
-    session.execute(
-        update(RollupSet).where(RollupSet.pack_id == pack.id).values(state=STALE),
-        execution_options={HANDLED: True},
-    )
+    _set_aside(session, pack)
     return sync(session, pack)
 
 
@@ -137,13 +136,16 @@ def rebuild(session: Session, pack: CompiledPack) -> list[str]:
 def deferred(session: Session, pack: CompiledPack) -> Iterator[None]:
     """For loading many records one by one (the demo): the pack's roll-ups are set aside
     (stale, so nothing reads or moves them) and built once at the end, in the same transaction."""
+    _set_aside(session, pack)
+    yield
+    sync(session, pack)
+
+
+def _set_aside(session: Session, pack: CompiledPack) -> None:
     session.execute(
         update(RollupSet).where(RollupSet.pack_id == pack.id).values(state=STALE),
         execution_options={HANDLED: True},
     )
-    session.info.pop(SETS_MEMO, None)
-    yield
-    sync(session, pack)
 
 
 def records_added(session: Session, pack_id: str, form_id: str, ids: Iterable[int]) -> None:
@@ -154,27 +156,20 @@ def records_added(session: Session, pack_id: str, form_id: str, ids: Iterable[in
 # --- applying deltas ----------------------------------------------------------------------------
 
 
-def _ready_sets(session: Session, pack_id: str) -> dict[str, int]:
-    """signature -> set id of the pack's ready sets (read once per transaction)."""
-    memo = session.info.setdefault(SETS_MEMO, {})
-    if pack_id not in memo:
-        memo[pack_id] = dict(
-            session.connection()
-            .execute(
-                select(RollupSet.signature, RollupSet.id).where(
-                    RollupSet.pack_id == pack_id, RollupSet.state == READY
-                )
-            )
-            .all()
-        )
-    found: dict[str, int] = memo[pack_id]
-    return found
+def _guard(session: Session) -> None:
+    """Once per transaction, before its first delta: hold the writers' lock on the sets
+    (PostgreSQL; see sync)."""
+    if session.info.get(GUARDED):
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(text("LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE"))
+    session.info[GUARDED] = True
 
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
     """Add (sign +1) or subtract (-1) what these records contribute now to every ready set
     of their pack and form: one INSERT ... SELECT ... ON CONFLICT DO UPDATE per chunk, the
-    figures never leaving the database."""
+    figures never leaving the database, the sets found in the same statement."""
     from quotaflow.packs.services import PackNotInstalled, active_pack
 
     connection = session.connection()
@@ -182,14 +177,12 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
     for (pack_id, form_id), record_ids in ids.items():
         if not record_ids:
             continue
-        sets = _ready_sets(session, pack_id)
-        if not sets:
-            continue
         try:
             pack = active_pack(session, pack_id)
         except PackNotInstalled:
             continue
-        statement = _delta_statement(session, pack, form_id, sets, sign, dialect)
+        _guard(session)
+        statement = _delta_statement(session, pack, form_id, sign, dialect)
         if statement is None:
             continue
         # PostgreSQL takes the ids as one array; SQLite as that many parameters (at most 32766)
@@ -198,7 +191,7 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
             connection.execute(statement, {"qf_ids": record_ids[start : start + size]})
 
 
-# Built once per (pack content, form, sets, sign, dialect): building SQLAlchemy statements
+# Built once per (pack content, form, sign, dialect): building SQLAlchemy statements
 # costs far more than running them, and a record save runs this on every flush.
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
@@ -207,7 +200,6 @@ def _delta_statement(
     session: Session,
     pack: CompiledPack,
     form_id: str,
-    sets: dict[str, int],
     sign: int,
     dialect: str,
 ) -> Any | None:
@@ -216,7 +208,7 @@ def _delta_statement(
     there. Rows come sorted by key, so concurrent writers lock them in the same order."""
     from quotaflow.kpis.engine import KpiEngine
 
-    key = (pack.content_hash, form_id, tuple(sorted(sets.items())), sign, dialect)
+    key = (pack.content_hash, form_id, sign, dialect)
     if key in _STATEMENTS:
         return _STATEMENTS[key]
     engine = KpiEngine(session, pack, rollups=False)
@@ -224,25 +216,26 @@ def _delta_statement(
     if dialect == "postgresql":  # one array parameter, not thousands: planned as PK lookups
         ids = Record.id == func.any(bindparam("qf_ids", type_=ARRAY(BigInteger)))
     parts = []
-    seen: set[int] = set()
+    seen: set[str] = set()
     for kpi in pack.kpis.values():
         if kpi.aggregate is None or kpi.aggregate.form != form_id or not engine.rollable(kpi):
             continue
-        set_id = sets.get(engine.rollup_signature(kpi))
-        if set_id is None or set_id in seen:
+        signature = engine.rollup_signature(kpi)
+        if signature in seen:
             continue
-        seen.add(set_id)
+        seen.add(signature)
         rows = engine.rollup_rows_query(kpi, ids).subquery()
-        parts.append(
-            select(
-                literal(set_id).label("set_id"),
-                rows.c.owner_id,
-                rows.c.day,
-                rows.c.n,
-                rows.c.cents,
-                rows.c.num,
-            )  # fmt: skip
+        ready = and_(
+            RollupSet.pack_id == pack.id,
+            RollupSet.signature == signature,
+            RollupSet.state == READY,
         )
+        parts.append(
+            select(RollupSet.id.label("set_id"), rows.c.owner_id, rows.c.day, rows.c.n,
+                   rows.c.cents, rows.c.num)
+            .select_from(rows)
+            .join(RollupSet, ready)  # no ready set, no rows: the delta goes nowhere
+        )  # fmt: skip
     if not parts:
         _STATEMENTS[key] = None
         return None
@@ -326,11 +319,10 @@ def _stale_on_bulk_statements(state: Any) -> None:
         state.session.connection().execute(
             update(RollupSet).where(RollupSet.state == READY).values(state=STALE)
         )
-        state.session.info.pop(SETS_MEMO, None)
 
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(SETS_MEMO, None)
+    session.info.pop(GUARDED, None)
     session.info.pop(PENDING, None)
