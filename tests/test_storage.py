@@ -83,6 +83,23 @@ def test_secret_key_is_generated_once_into_the_instance_folder(app, db_url, tmp_
     assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"]
 
 
+def test_workers_starting_at_once_get_one_whole_secret_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn starts its workers together on a new instance: each must read the same,
+    complete key (an empty one leaves that worker with no sessions, no CSRF)."""
+    import multiprocessing
+
+    from quotaflow.config import secret_key
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(10):
+        folder = tmp_path / f"instance{attempt}"
+        with context.Pool(8) as pool:
+            keys = pool.map(secret_key, [folder] * 8)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64, keys
+        assert (folder / "secret_key").read_text() == keys[0]
+        assert [p.name for p in folder.iterdir()] == ["secret_key"]  # no drafts left behind
+
+
 def test_postgres_urls_get_the_psycopg_driver() -> None:
     settings = settings_from_env({"DATABASE_URL": "postgres://u:p@h/d"})
     assert settings.database_url == "postgresql+psycopg://u:p@h/d"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,16 @@ def secret_key(instance_path: Path) -> str:
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
-    # O_EXCL: two workers starting at once must not write two different keys
+    # Two workers starting at once must end with one key, and neither may read a file the
+    # other has created but not yet written: write a private file whole, then link it into
+    # place (atomic, and it fails when the key is already there).
+    fd, draft = tempfile.mkstemp(dir=instance_path, prefix=".secret_key.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        os.link(draft, path)
     except FileExistsError:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    finally:
+        os.unlink(draft)
     return key
