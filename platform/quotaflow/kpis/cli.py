@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -32,6 +33,34 @@ OUTPUT = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the table to this file (required for xlsx; csv and json too).",
 )
+
+
+PACK = click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True
+)
+TODAY = click.option(
+    "--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date."
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def table_options(command: F) -> F:
+    """--pack, --format, --output, --today: what every command printing a table takes."""
+    for option in reversed((PACK, FORMAT, OUTPUT, TODAY)):
+        command = option(command)
+    return command
+
+
+@contextmanager
+def pack_on_day(
+    pack_id: str | None, today: datetime | None
+) -> Iterator[tuple[Session, CompiledPack, date]]:
+    """A session on the configured database, the pack asked for and the day it counts as."""
+    sessions = db.open_sessions(settings_from_env().database_url)
+    with sessions() as session:
+        pack = pick_pack(session, pack_id)
+        yield session, pack, pack_today(pack, today)
 
 
 def pick_pack(session: Session, pack_id: str | None) -> CompiledPack:
@@ -161,10 +190,7 @@ def kpi_group() -> None:
     "2025-01-10..2025-02-20 (default: this quarter).",
 )
 @click.option("--by", type=click.Choice(BY_CHOICES), default="rep", show_default=True)
-@click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@OUTPUT
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
+@table_options
 def show_command(
     kpi_id: str,
     period_text: str | None,
@@ -175,10 +201,7 @@ def show_command(
     today: datetime | None,
 ) -> None:
     """Show KPI_ID for a period, one row per rep, team (with its sub-teams) or the company."""
-    sessions = db.open_sessions(settings_from_env().database_url)
-    with sessions() as session:
-        pack = pick_pack(session, pack_id)
-        day = pack_today(pack, today)
+    with pack_on_day(pack_id, today) as (session, pack, day):
         period = pick_period(pack, period_text, day)
         engine = KpiEngine(session, pack, today=day)
         kpi = engine.kpi(kpi_id)

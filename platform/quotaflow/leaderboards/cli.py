@@ -8,10 +8,8 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from quotaflow import db
-from quotaflow.config import settings_from_env
 from quotaflow.errors import QuotaflowError
-from quotaflow.kpis.cli import FORMATS, OUTPUT, emit, pack_today, pick_pack
+from quotaflow.kpis.cli import emit, pack_on_day, table_options
 from quotaflow.kpis.periods import parse_period
 from quotaflow.leaderboards.services import board_period, leaderboard, scorecard_scores
 from quotaflow.org.models import Team
@@ -27,10 +25,7 @@ def leaderboard_group() -> None:
 @click.argument("board_id")
 @click.option("--period", "period_text", help="2026-11, 2026-Q4, 2026, FY2026 (default: current).")
 @click.option("--team", "team_key", help="Only this team's reps (or sub-teams), by team key.")
-@click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@OUTPUT
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
+@table_options
 def show_command(
     board_id: str,
     period_text: str | None,
@@ -41,10 +36,7 @@ def show_command(
     today: datetime | None,
 ) -> None:
     """Show BOARD_ID: rank, name, figure, change since the previous period, awards."""
-    sessions = db.open_sessions(settings_from_env().database_url)
-    with sessions() as session:
-        pack = pick_pack(session, pack_id)
-        day = pack_today(pack, today)
+    with pack_on_day(pack_id, today) as (session, pack, day):
         team_id = None
         if team_key:
             team_id = session.scalar(select(Team.id).where(Team.key == team_key))

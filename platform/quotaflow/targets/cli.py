@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from quotaflow import db
-from quotaflow.config import settings_from_env
-from quotaflow.kpis.cli import FORMATS, OUTPUT, emit, pack_today, pick_pack
+from quotaflow.kpis.cli import emit, pack_on_day, table_options
 from quotaflow.kpis.engine import KpiEngine
 from quotaflow.kpis.pace import pace
 from quotaflow.kpis.periods import Period, parse_period
@@ -53,10 +51,7 @@ def _slice(result: TargetBreakdown, node: Allocation, period: Period) -> tuple[D
 @click.option("--by", type=click.Choice(["rep", "team"]), default="rep", show_default=True)
 @click.option("--period", "period_text", help="The plan's period (default) or a phase of it.")
 @click.option("--tier", default=None, help="Tier to show (default: ideal).")
-@click.option("--pack", "pack_id", help="Pack id (default: the only installed pack).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@OUTPUT
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Pretend today is this date.")
+@table_options
 def show_command(
     plan_id: str,
     by: str,
@@ -68,10 +63,7 @@ def show_command(
     today: datetime | None,
 ) -> None:
     """Target, actual, attainment, expected to date, projection and gap per rep or team."""
-    sessions = db.open_sessions(settings_from_env().database_url)
-    with sessions() as session:
-        pack = pick_pack(session, pack_id)
-        day = pack_today(pack, today)
+    with pack_on_day(pack_id, today) as (session, pack, day):
         result = breakdown(session, pack, plan_id, today=day)
         tier = tier or result.main_tier
         if tier not in result.tiers:
