@@ -229,7 +229,8 @@ class KpiFigures:
 
 
 class KpiEngine:
-    """Computes KPIs of one pack on one session (no state kept between calls but the org)."""
+    """Computes KPIs of one pack on one session (kept between calls: the org, the ready
+    roll-up sets and which teams an owner counts for in a slice — all fixed within a request)."""
 
     def __init__(
         self,
