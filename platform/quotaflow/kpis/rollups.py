@@ -56,7 +56,7 @@ from quotaflow.records.models import Record
 
 ROLLUPS = cast(Table, Rollup.__table__)
 HANDLED = "quotaflow_rollups_handled"  # execution option of a bulk statement that maintains them
-GUARDED = "quotaflow.rollups_guarded"  # session.info: this transaction holds the writers' lock
+GUARDED = "quotaflow.rollups_guarded"  # session.info: packs with ready sets, under the lock
 PENDING = "quotaflow.rollup_pending"  # session.info: records to add back after the flush
 
 
@@ -67,7 +67,7 @@ def sync(session: Session, pack: CompiledPack) -> list[str]:
 
     if session.get_bind().dialect.name == "postgresql":
         # Every writer holds ROW SHARE on the sets from before its first delta to its commit
-        # (_guard): this waits for those in flight and holds new ones back until the sets
+        # (_packs_with_sets): this waits for those in flight and holds new ones back until the sets
         # are built, so no delta is half applied to old sets and half to new ones. (SQLite
         # has one writer at a time.)
         session.execute(text("LOCK TABLE kpi_rollup_sets IN EXCLUSIVE MODE"))
@@ -123,6 +123,7 @@ def sync(session: Session, pack: CompiledPack) -> list[str]:
             ),
             execution_options={HANDLED: True},
         )
+    session.info.pop(GUARDED, None)  # this transaction changed which sets are ready
     return [kpi.id for _sig, kpi in todo]
 
 
@@ -146,6 +147,7 @@ def _set_aside(session: Session, pack: CompiledPack) -> None:
         update(RollupSet).where(RollupSet.pack_id == pack.id).values(state=STALE),
         execution_options={HANDLED: True},
     )
+    session.info.pop(GUARDED, None)
 
 
 def records_added(session: Session, pack_id: str, form_id: str, ids: Iterable[int]) -> None:
@@ -156,14 +158,21 @@ def records_added(session: Session, pack_id: str, form_id: str, ids: Iterable[in
 # --- applying deltas ----------------------------------------------------------------------------
 
 
-def _guard(session: Session) -> None:
-    """Once per transaction, before its first delta: hold the writers' lock on the sets
-    (PostgreSQL; see sync)."""
-    if session.info.get(GUARDED):
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(text("LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE"))
-    session.info[GUARDED] = True
+def _packs_with_sets(session: Session) -> set[str]:
+    """The packs that have ready sets, read once per transaction under the writers' lock —
+    which a rebuild cannot pass until this transaction ends, so the answer holds to the end:
+    on PostgreSQL ROW SHARE on the sets (sync takes EXCLUSIVE); on SQLite the database's
+    write lock, taken by a statement that changes nothing."""
+    found: set[str] | None = session.info.get(GUARDED)
+    if found is None:
+        connection = session.connection()
+        if session.get_bind().dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE"))
+        else:
+            connection.execute(text("UPDATE kpi_rollup_sets SET state = state WHERE 1 = 0"))
+        query = select(RollupSet.pack_id).where(RollupSet.state == READY).distinct()
+        found = session.info[GUARDED] = set(connection.execute(query).scalars())
+    return found
 
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
@@ -177,11 +186,12 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
     for (pack_id, form_id), record_ids in ids.items():
         if not record_ids:
             continue
+        if pack_id not in _packs_with_sets(session):
+            continue
         try:
             pack = active_pack(session, pack_id)
         except PackNotInstalled:
             continue
-        _guard(session)
         statement = _delta_statement(session, pack, form_id, sign, dialect)
         if statement is None:
             continue
@@ -319,6 +329,7 @@ def _stale_on_bulk_statements(state: Any) -> None:
         state.session.connection().execute(
             update(RollupSet).where(RollupSet.state == READY).values(state=STALE)
         )
+        state.session.info.pop(GUARDED, None)
 
 
 @event.listens_for(Session, "after_commit")
