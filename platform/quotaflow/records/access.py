@@ -103,6 +103,16 @@ def managed_teams(
 def _visible_to(
     session: Session, user: Person, on: date | None, role_capabilities: Mapping[str, str]
 ) -> ColumnElement[bool]:
+    manager_roles = roles_with(Capability.MANAGER, role_capabilities)
+    manages_any = session.scalar(
+        select(Membership.id)
+        .where(Membership.user_id == user.id, Membership.role.in_(manager_roles))
+        .limit(1)
+    )
+    if manages_any is None:
+        # a rep (never a manager of anything): their own records, found by the (form, owner)
+        # index — the EXISTS below would make every list read the whole form
+        return Record.owner_id == user.id
     managed = managed_teams(session, user.id, role_capabilities)
     day = literal(on, Date) if on is not None else record_day(session)
     manages = exists(
