@@ -178,7 +178,6 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
 
 def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert record rows; their ids in the order of the rows."""
-    options = {rollups.HANDLED: True}  # create_records adds their roll-up contributions
     if session.get_bind().dialect.name == "postgresql":
         # Take the ids from the sequence first, then insert them without RETURNING: an
         # ordered RETURNING goes one row per statement there too (~7x slower).
@@ -196,17 +195,12 @@ def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[
         )
         cache.bump(session)  # COPY passes by the events that do it for INSERTs
         return ids
-    if session.get_bind().dialect.name != "sqlite":
-        result = session.execute(
-            insert(RECORDS).returning(RECORDS.c.id, sort_by_parameter_order=True),
-            rows,
-            execution_options=options,
-        )
-        return [row[0] for row in result]
-    # SQLite answers an ordered RETURNING one row per statement; one executemany is ~10x
-    # faster. Its writer holds the database's only write lock from this insert to the commit
-    # and numbers new rows max(id) + 1, so the n highest ids are these rows, in order.
-    session.execute(insert(RECORDS), rows, execution_options=options)
+    # SQLite (the only other database Quotaflow runs on) answers an ordered RETURNING one
+    # row per statement; one executemany is ~10x faster. Its writer holds the database's only
+    # write lock from this insert to the commit and numbers new rows max(id) + 1, so the n
+    # highest ids are these rows, in order.
+    # create_records adds their roll-up contributions itself
+    session.execute(insert(RECORDS), rows, execution_options={rollups.HANDLED: True})
     newest = session.scalars(select(RECORDS.c.id).order_by(RECORDS.c.id.desc()).limit(len(rows)))
     return sorted(newest)
 
