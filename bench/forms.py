@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -144,12 +145,20 @@ def deal_form(page: str, n: int) -> dict[str, str]:
     }
 
 
-def run_clients(port: int, clients: int, requests: int, bare: bool) -> dict[str, list[float]]:
+def run_clients(
+    port: int, clients: int, requests: int, bare: bool, on_start: Callable[[], None] = lambda: None
+) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {"render": [], "submit": []}
     lock = threading.Lock()
     per_client = max(requests // clients, 1)
     errors: list[str] = []
-    ready = threading.Barrier(clients)
+    started: list[float] = []
+
+    def start() -> None:  # the clock starts when every client has signed in
+        on_start()
+        started.append(time.perf_counter())
+
+    ready = threading.Barrier(clients, action=start)
 
     def work(index: int) -> None:
         client = Client(port)
@@ -177,14 +186,13 @@ def run_clients(port: int, clients: int, requests: int, bare: bool) -> dict[str,
             ready.abort()
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    wall = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    timings["wall"] = [time.perf_counter() - wall]
     if errors:
         raise RuntimeError("; ".join(errors[:3]))
+    timings["wall"] = [time.perf_counter() - started[0]]
     return timings
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +33,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+BUSY_TIMEOUT_MS = 5000  # SQLite: how long a writer waits for its turn before giving up
+
 # JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -48,8 +55,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and "?" not in path:
+            connect_args = {**kwargs.pop("connect_args", {}), "factory": QueuedWriterConnection}
+            kwargs["connect_args"] = connect_args
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _queue_sqlite_writer)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -58,11 +69,79 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several workers)
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
     from quotaflow.expressions.sql import local_day_text
 
     dbapi_conn.create_function("qf_local_day", 2, local_day_text, deterministic=True)
+
+
+class QueuedWriterConnection(sqlite3.Connection):
+    """A SQLite connection that waits for its turn to write on a file lock beside the
+    database (`<file>-writers`), taken before the transaction's first write and given back
+    when it ends.
+
+    SQLite lets one writer at a time in; a second one polls with sleeps of 1, 2, 5, 10 ...
+    ms (its busy handler), so under a few concurrent saves most of a request's time was spent
+    asleep after the lock was already free. Waiting here hands the turn over within a fraction
+    of a millisecond. After busy_timeout it stops waiting and lets SQLite decide, as before,
+    so a mistake (two writing sessions in one thread) ends in SQLite's "database is locked",
+    never a hang.
+    """
+
+    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self._writers = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
+        self._writing = False
+
+    def wait_to_write(self) -> None:
+        if self._writing:
+            return
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                fcntl.flock(self._writers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._writing = True
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.0002)
+
+    def _done_writing(self) -> None:
+        if self._writing:
+            self._writing = False
+            fcntl.flock(self._writers, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._done_writing()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._done_writing()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._done_writing()
+            os.close(self._writers)
+
+
+# The statements before which pysqlite opens a transaction (and SQLite takes its write lock).
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _queue_sqlite_writer(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    raw = conn.connection.dbapi_connection
+    if isinstance(raw, QueuedWriterConnection) and not raw.in_transaction:
+        if _WRITES.match(statement):
+            raw.wait_to_write()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

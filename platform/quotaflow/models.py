@@ -2,6 +2,7 @@
 
 from quotaflow.audit.models import AuditEvent
 from quotaflow.auth.models import LoginAttempt
+from quotaflow.config_cache import ConfigChange
 from quotaflow.db import Base
 from quotaflow.kpis.cache import DataChange
 from quotaflow.kpis.models import Rollup, RollupSet
@@ -25,6 +26,7 @@ __all__ = [
     "Approval",
     "AuditEvent",
     "Base",
+    "ConfigChange",
     "DataChange",
     "LoginAttempt",
     "Membership",

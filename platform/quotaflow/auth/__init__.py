@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import Flask, abort, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin, LoginManager, current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from quotaflow.org.models import User
@@ -76,16 +77,20 @@ def init_app(app: Flask) -> None:
 
 def load_user(user_id: str) -> SignedInUser | None:
     """The user a session cookie names, if still active and the password has not changed."""
+    from quotaflow.config_cache import remembered
     from quotaflow.web import request_session
 
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit():
         return None
-    user = request_session().get(User, int(raw_id))
-    if user is None or not user.is_active:
-        return None
-    signed_in = SignedInUser.of(user)
-    return signed_in if signed_in.token == token else None
+    session = request_session()
+    signed_in = remembered(session, ("signed_in", int(raw_id)), lambda: _active(session, raw_id))
+    return signed_in if signed_in is not None and signed_in.token == token else None
+
+
+def _active(session: Session, raw_id: str) -> SignedInUser | None:
+    user = session.get(User, int(raw_id))
+    return SignedInUser.of(user) if user is not None and user.is_active else None
 
 
 def _require_login() -> Response | None:

@@ -168,7 +168,9 @@ def _packs_with_sets(session: Session) -> set[str]:
         connection = session.connection()
         if session.get_bind().dialect.name == "postgresql":
             connection.execute(text("LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE"))
-        else:
+        elif not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            # pysqlite opens the transaction with the first write, which takes the lock;
+            # a transaction already open has written (a stamp, the record) and holds it
             connection.execute(text("UPDATE kpi_rollup_sets SET state = state WHERE 1 = 0"))
         query = select(RollupSet.pack_id).where(RollupSet.state == READY).distinct()
         found = session.info[GUARDED] = set(connection.execute(query).scalars())

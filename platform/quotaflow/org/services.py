@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from quotaflow.config_cache import remembered
 from quotaflow.errors import QuotaflowError
 from quotaflow.org.models import Membership, Team, User
 
@@ -95,6 +96,10 @@ def _valid_on(user_id: int, on: date) -> list[ColumnElement[bool]]:
 
 def team_on(session: Session, user_id: int, on: date) -> int | None:
     """The team of the user's membership valid on a day (the latest-starting one), if any."""
+    return remembered(session, ("team_on", user_id, on), lambda: _team_on(session, user_id, on))
+
+
+def _team_on(session: Session, user_id: int, on: date) -> int | None:
     return session.scalar(
         select(Membership.team_id)
         .where(*_valid_on(user_id, on))

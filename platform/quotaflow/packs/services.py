@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from quotaflow.config_cache import remembered
 from quotaflow.errors import QuotaflowError
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.loader import documents_to_zip, dump_yaml
@@ -50,10 +52,11 @@ ACTIVE_MEMO = "quotaflow.active_packs"  # session.info key; installing a pack cl
 
 def _active_rows(session: Session, pack_id: str | None = None) -> list[Any]:
     # Only the small columns: the content (the whole pack as JSON) is read once per process,
-    # and within one session (one request) all the rows are read once, in one query.
+    # the rows once per change of the set-up (config_cache), and at most once per session.
     memo = session.info.get(ACTIVE_MEMO)
     if memo is None:
-        memo = session.info[ACTIVE_MEMO] = _read_active_rows(session)
+        read = partial(_read_active_rows, session)
+        memo = session.info[ACTIVE_MEMO] = remembered(session, ACTIVE_MEMO, read)
     return [row for row in memo if pack_id is None or row.pack_id == pack_id]
 
 
@@ -70,7 +73,7 @@ def _read_active_rows(session: Session) -> list[Any]:
         .join(Pack, Pack.active_version_id == PackVersion.id)
         .order_by(PackVersion.pack_id)
     )
-    return list(session.execute(query))
+    return list(session.execute(query))  # Row objects: immutable, shared by threads
 
 
 def active_packs(session: Session) -> list[CompiledPack]:

@@ -30,6 +30,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from quotaflow.config_cache import remembered
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import FormState, validate_submission
 from quotaflow.forms.values import from_storage
@@ -350,19 +351,25 @@ class NavItem:
     pack_id: str
     form_id: str
     label: str
+    url: str  # its list page
 
 
 def nav_items(session: Session) -> list[NavItem]:
-    """One entry per form of every installed pack, in the pack's order."""
+    """One entry per form of every installed pack, in the pack's order (built once per
+    language and change of the installed packs: every page shows them)."""
+    language, root = current_language(), request.script_root
+    return remembered(session, ("nav", language, root), lambda: _nav_items(session, language))
+
+
+def _nav_items(session: Session, language: str) -> list[NavItem]:
     from quotaflow.packs.services import active_packs
 
-    items = []
-    for pack in active_packs(session):
-        items += [
-            NavItem(pack.id, f.id, label_text(f.label, current_language(), f.id))
-            for f in pack.forms.values()
-        ]
-    return items
+    return [
+        NavItem(pack.id, f.id, label_text(f.label, language, f.id),
+                url_for("records.index", pack_id=pack.id, form_id=f.id))
+        for pack in active_packs(session)
+        for f in pack.forms.values()
+    ]  # fmt: skip
 
 
 def recent_records(

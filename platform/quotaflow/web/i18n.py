@@ -18,9 +18,16 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, format_currency, format_decimal, format_percent, get_locale
+from flask_babel import (
+    Babel,
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_locale,
+    get_translations,
+)
 from flask_babel import format_date as babel_date
 from flask_babel import format_datetime as babel_datetime
 from flask_login import current_user
@@ -42,6 +49,15 @@ def init_app(app: Flask) -> None:
     compiled = compile_catalogs(SOURCE_DIR, Path(app.instance_path) / "translations")
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     Babel(app, locale_selector=select_locale)
+    # Templates call _() dozens of times a page; Flask-Babel finds the catalog again on each
+    # call (context, locale, cache key). Find it once per request instead.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _catalog().ugettext(s),
+        ngettext=lambda s, p, n: _catalog().ungettext(s, p, n),
+        pgettext=lambda c, s: _catalog().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _catalog().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.jinja_env.filters.update(
         date=date_filter,
         datetime=datetime_filter,
@@ -52,6 +68,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(label=label, LANGUAGES=LANGUAGES)
     app.context_processor(lambda: {"locale": current_language()})
     app.register_blueprint(bp)
+
+
+def _catalog() -> Any:
+    found = g.get("qf_catalog")
+    if found is None:
+        found = g.qf_catalog = get_translations()
+    return found
 
 
 def compile_catalogs(source: Path, target: Path) -> Path:

@@ -1,0 +1,156 @@
+"""What every page reads and almost never changes, kept per process and checked per request.
+
+Every page needs the signed-in user, the installed packs' active versions and the rep's team;
+reading them from the database on each request was a third of a form's server time. They
+change when an admin edits people, teams or memberships, or installs a pack — rarely, next to
+the records reps save all day. Every such change inserts a row in `config_changes` in the
+same transaction (the ORM flush and bulk statements on CONFIG_TABLES are caught below, like
+`data_changes` for KPI inputs). The newest row is the config stamp: a request reads it once,
+with its first query, and takes what it needs from this process's memo while the stamp it
+read is the memo's; a newer stamp empties the memo. So a change made through any worker is
+seen by every worker on its next request, and nothing is ever served stale.
+
+The stamp is (id, at): a database dropped and created again under the same URL (tests do)
+restarts ids, but not the clock. A transaction that changed the set-up itself bypasses the
+memo until it ends (what it sees may yet be rolled back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from threading import Lock
+from typing import Any, TypeVar
+
+from sqlalchemy import DateTime, Integer, delete, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from quotaflow.db import Base
+from quotaflow.timeutil import utcnow
+
+T = TypeVar("T")
+CONFIG_TABLES = frozenset({"users", "teams", "memberships", "packs", "pack_versions"})
+MAX_ENTRIES = 4096  # users x days of team look-ups, mostly; past it the memo starts over
+PRUNE_EVERY = 500
+STAMP = "quotaflow.config_stamp"  # session.info: the stamp this transaction read
+CHANGED = "quotaflow.config_changed"  # session.info: this transaction changed the set-up
+Stamp = tuple[int, Any]
+NEWEST = "SELECT id, at FROM config_changes ORDER BY id DESC LIMIT 1"
+
+
+class ConfigChange(Base):
+    """One change to people, teams, memberships or installed packs."""
+
+    __tablename__ = "config_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class _Memo:
+    def __init__(self) -> None:
+        self.stamp: Stamp | None = None
+        self.values: dict[Hashable, Any] = {}
+
+
+_MEMOS: dict[str, _Memo] = {}  # one per database URL (tests use several in one process)
+_LOCK = Lock()
+
+
+def config_stamp(session: Session) -> Stamp | None:
+    """The config stamp this transaction sees, or None when it changed the set-up itself."""
+    if session.info.get(CHANGED):
+        return None
+    seen: tuple[Stamp, str] | None = session.info.get(STAMP)
+    if seen is None:
+        seen = session.info[STAMP] = (_read_stamp(session), _database(session))
+    return seen[0]
+
+
+def _read_stamp(session: Session) -> Stamp:
+    # a constant statement on the connection: the ORM's per-statement work cost more than
+    # the query itself, and this runs on every request
+    row = session.connection().exec_driver_sql(NEWEST).first()
+    return (row[0], str(row[1])) if row else (0, None)
+
+
+def _database(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=False)
+
+
+def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, kept for this process while the set-up does not change. What it returns
+    is shared between requests and threads: plain values or frozen objects only."""
+    stamp = config_stamp(session)
+    if stamp is None:
+        return compute()
+    database = session.info[STAMP][1]
+    with _LOCK:
+        memo = _MEMOS.setdefault(database, _Memo())
+        if memo.stamp == stamp and key in memo.values:
+            return memo.values[key]  # type: ignore[no-any-return]
+    value = compute()
+    if session.info.get(CHANGED):  # computing flushed this transaction's own changes
+        return value
+    with _LOCK:
+        if memo.stamp != stamp:
+            if memo.stamp is not None and _order(stamp) < _order(memo.stamp):
+                return value  # this transaction reads an older snapshot: do not go back
+            memo.stamp, memo.values = stamp, {}
+        if len(memo.values) >= MAX_ENTRIES:
+            memo.values.clear()
+        memo.values[key] = value
+    return value
+
+
+def _order(stamp: Stamp) -> tuple[str, int]:
+    # by time first: a database made again under the same URL counts ids from 1 again
+    return (stamp[1] or "", stamp[0])
+
+
+def forget_all() -> None:
+    """Empty every memo (tests that rebuild a database under one URL within a second)."""
+    with _LOCK:
+        _MEMOS.clear()
+
+
+def bump(session: Session) -> None:
+    """Record a change to the set-up (call inside the transaction that makes it)."""
+    if not session.info.get(CHANGED):
+        session.add(ConfigChange())
+    session.info[CHANGED] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_on_config_changes(session: Session, _context: Any, _instances: Any) -> None:
+    from quotaflow.org.models import Membership, Team, User
+    from quotaflow.packs.models import Pack, PackVersion
+
+    kinds = User | Team | Membership | Pack | PackVersion
+    if any(isinstance(obj, kinds) for obj in (*session.new, *session.deleted)) or any(
+        isinstance(obj, kinds) and session.is_modified(obj) for obj in session.dirty
+    ):
+        bump(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bump_on_bulk_statements(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in CONFIG_TABLES:
+            bump(state.session)
+
+
+@event.listens_for(Session, "after_flush")
+def _prune_old_stamps(session: Session, _context: Any) -> None:
+    for obj in session.new:
+        if isinstance(obj, ConfigChange) and obj.id is not None and obj.id % PRUNE_EVERY == 0:
+            session.connection().execute(delete(ConfigChange).where(ConfigChange.id < obj.id))
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _transaction_over(session: Session, *_args: Any) -> None:
+    session.info.pop(CHANGED, None)
+    session.info.pop(STAMP, None)

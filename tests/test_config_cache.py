@@ -1,0 +1,166 @@
+"""The per-process memo of people, teams and installed packs: pages stop reading them on every
+request, yet what one worker changes — a user switched off, a new pack version, a rep moved to
+another team — every other worker sees on its very next request; a transaction's own uncommitted
+change never fills the memo; a database made again under the same URL is never taken for the old
+one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
+
+from quotaflow import config_cache, create_app, db
+from quotaflow.config import settings_from_env
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.org.services import team_on
+from quotaflow.records.models import Record
+from tests.conftest import AuthActions
+from tests.test_forms_web import acme_files, make_installer, make_people, post_deal, version_id
+
+
+@pytest.fixture
+def rep(app: Flask, tmp_path: Path, make_user) -> AuthActions:  # type: ignore[no-untyped-def]
+    make_people(app, make_user)
+    make_installer(app, tmp_path)()
+    auth = AuthActions(app.test_client())
+    assert auth.login("li.wei").status_code == 302
+    return auth
+
+
+@pytest.fixture
+def other_worker(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """A second app on the same database, with its own engine: another gunicorn worker."""
+    monkeypatch.setenv("QUOTAFLOW_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    return create_app({"TESTING": True}, settings=settings_from_env())
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL the app's engine runs inside the block."""
+    seen: list[str] = []
+    engine: Engine = app.extensions["quotaflow.sessions"].kw["bind"]
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+
+
+def test_a_repeated_page_reads_the_stamp_not_the_set_up(app: Flask, rep: AuthActions) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    with statements(app) as seen:
+        assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    read = [" ".join(s.lower().split()) for s in seen]
+    assert any("from config_changes" in s for s in read)
+    # (the form's user and reference fields still read the people and deals it offers)
+    assert not [s for s in read if re.search(r"from users where users.id = \S+$", s)]
+    assert not [s for s in read if "from pack_versions" in s]
+
+
+def test_a_user_switched_off_by_another_worker_is_signed_out_at_once(
+    app: Flask, rep: AuthActions, other_worker: Flask
+) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200  # memo filled
+    with db.transaction(other_worker.extensions["quotaflow.sessions"]) as session:
+        session.scalars(select(User).where(User.username == "li.wei")).one().is_active = False
+    response = rep.client.get("/forms/acme/deal/new")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_pack_published_through_another_worker_is_served_at_once(
+    app: Flask, rep: AuthActions, other_worker: Flask, tmp_path: Path
+) -> None:
+    first = version_id(rep.client.get("/forms/acme/deal/new").get_data(as_text=True))
+    changed = acme_files(pack_yaml=acme_files()["pack.yaml"].replace("1.0.0", "1.1.0"))
+    make_installer(other_worker, tmp_path / "elsewhere")(changed)
+    second = version_id(rep.client.get("/forms/acme/deal/new").get_data(as_text=True))
+    assert int(second) > int(first)
+
+
+def test_a_rep_moved_to_another_team_saves_into_the_new_team(
+    app: Flask, rep: AuthActions, other_worker: Flask
+) -> None:
+    assert post_deal(rep, {"customer": "Before", "amount": "100"}).status_code == 302
+    with db.transaction(other_worker.extensions["quotaflow.sessions"]) as session:
+        user = session.scalars(select(User).where(User.username == "li.wei")).one()
+        west = session.scalars(select(Team).where(Team.key == "west")).one()
+        for membership in session.scalars(select(Membership).where(Membership.user_id == user.id)):
+            session.delete(membership)
+        session.add(
+            Membership(user_id=user.id, team_id=west.id, role="rep", valid_from=date(2000, 1, 1))
+        )
+    assert post_deal(rep, {"customer": "After", "amount": "100"}).status_code == 302
+    with app.extensions["quotaflow.sessions"]() as session:
+        teams = {
+            r.values["customer"]: session.get(Team, r.team_id).key  # type: ignore[union-attr]
+            for r in session.scalars(select(Record))
+        }
+    assert teams == {"Before": "east", "After": "west"}
+
+
+def test_an_uncommitted_change_never_fills_the_memo(app: Flask, rep: AuthActions) -> None:
+    sessions = app.extensions["quotaflow.sessions"]
+    calls: list[str] = []
+
+    def name_of(session: Any) -> Callable[[], str]:
+        def compute() -> str:
+            calls.append("read")
+            return session.scalars(select(User.display_name).where(User.username == "li.wei")).one()
+
+        return compute
+
+    with sessions() as session:
+        session.scalars(select(User).where(User.username == "li.wei")).one().display_name = "Typo"
+        key = ("display_name", "li.wei")
+        assert config_cache.remembered(session, key, name_of(session)) == "Typo"
+        session.rollback()
+    with sessions() as session:
+        assert config_cache.remembered(session, key, name_of(session)) != "Typo"
+    with sessions() as session:
+        assert config_cache.remembered(session, key, name_of(session)) != "Typo"
+    assert calls == ["read", "read"]  # the third session found the second's answer
+
+
+def test_team_lookups_follow_dated_memberships(app: Flask, rep: AuthActions) -> None:
+    with app.extensions["quotaflow.sessions"]() as session:
+        user = session.scalars(select(User).where(User.username == "li.wei")).one()
+        east = session.scalars(select(Team.id).where(Team.key == "east")).one()
+        assert team_on(session, user.id, date(2026, 6, 1)) == east
+        assert team_on(session, user.id, date(1990, 6, 1)) is None  # before any membership
+
+
+def test_a_database_made_again_under_the_same_url_is_not_the_old_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+
+    def first_user_name() -> str:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        with db.transaction(db.make_sessionmaker(engine)) as session:
+            session.add(User(username=f"user{len(names)}", display_name=f"User {len(names)}"))
+        with db.make_sessionmaker(engine)() as session:
+            found = config_cache.remembered(
+                session, ("first user",), lambda: session.scalars(select(User.username)).first()
+            )
+        engine.dispose()
+        return str(found)
+
+    names: list[str] = []
+    names.append(first_user_name())
+    for suffix in ("", "-wal", "-shm", "-writers"):
+        Path(f"{tmp_path / 'again.db'}{suffix}").unlink(missing_ok=True)
+    names.append(first_user_name())
+    assert names == ["user0", "user1"]
