@@ -18,6 +18,8 @@ from quotaflow.config import settings_from_env
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.packs.models import Pack, PackVersion, PublishedVersionImmutable
 from quotaflow.records.models import Record
+from tests.conftest import _create_pg_database
+from tests.pgserver import PostgresServer
 
 TABLES = {
     "packs",
@@ -236,3 +238,77 @@ def test_sqlite_writers_take_turns_and_none_is_lost(tmp_path: Path) -> None:
     second.close()
     for engine in engines:
         engine.dispose()
+
+
+# --- how a request's transaction ends; pooled connections -----------------------------------
+
+
+def test_only_a_transaction_that_merely_read_counts_as_read_only(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        session.scalars(select(User)).all()
+        assert db.read_only(session)
+        session.add(Team(key="north", name="North"))
+        assert not db.read_only(session)  # pending
+        session.flush()
+        assert not db.read_only(session)  # written, not yet committed
+        session.rollback()
+    with sessions() as session:
+        assert not db.read_only(session)  # no transaction at all
+
+
+def test_a_request_that_wrote_and_then_failed_keeps_nothing(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Read-only requests end with COMMIT (psycopg keeps its prepared statements); one that
+    flushed a change and then answered an error must still be rolled back."""
+    from quotaflow.web import request_session
+
+    @app.get("/__half_written")
+    def half_written():  # type: ignore[no-untyped-def]
+        session = request_session()
+        session.add(Team(key="half", name="Half"))
+        session.flush()
+        return "refused", 400
+
+    from quotaflow import auth
+
+    auth.PUBLIC_ENDPOINTS = auth.PUBLIC_ENDPOINTS | {"half_written"}
+    try:
+        assert client.get("/__half_written").status_code == 400
+    finally:
+        auth.PUBLIC_ENDPOINTS = auth.PUBLIC_ENDPOINTS - {"half_written"}
+    with app.extensions["quotaflow.sessions"]() as session:
+        assert session.scalar(select(func.count()).where(Team.key == "half")) == 0
+
+
+def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = pg_server.url(_create_pg_database(pg_server))
+    engine = db.make_engine(url, pool_size=1, max_overflow=0)
+    killer = db.make_engine(url, isolation_level="AUTOCOMMIT")
+
+    def kill_pooled_connection() -> None:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with killer.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    kill_pooled_connection()
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # idle long enough to be checked
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    kill_pooled_connection()
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)  # in steady use: not checked
+    conn = engine.connect()
+    with pytest.raises(SQLAlchemyError):  # the one request that meets the dead connection
+        conn.execute(text("SELECT 1"))
+    conn.invalidate()
+    conn.close()
+    with engine.connect() as conn:  # and the pool was renewed after that one failure
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    engine.dispose()
+    killer.dispose()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable
 from datetime import datetime
 from threading import Lock
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, Integer, delete, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -68,10 +69,28 @@ def config_stamp(session: Session) -> Stamp | None:
 
 
 def _read_stamp(session: Session) -> Stamp:
-    # a constant statement on the connection: the ORM's per-statement work cost more than
-    # the query itself, and this runs on every request
-    row = session.connection().exec_driver_sql(NEWEST).first()
+    # Outside the session's transaction, on a connection in autocommit: a page served from
+    # the memo then opens no transaction at all (on PostgreSQL a BEGIN and a COMMIT, two
+    # round trips, saved). Read before anything it vouches for, so those reads are as new.
+    # A constant statement: the ORM's per-statement work cost more than the query itself.
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":  # pysqlite opens no transaction to read anyway
+        row = session.connection().exec_driver_sql(NEWEST).first()
+    else:
+        with _autocommit(bind).connect() as conn:
+            row = conn.exec_driver_sql(NEWEST).first()
     return (row[0], str(row[1])) if row else (0, None)
+
+
+_AUTOCOMMIT: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+
+def _autocommit(bind: Any) -> Any:
+    engine = getattr(bind, "engine", bind)
+    found = _AUTOCOMMIT.get(engine)
+    if found is None:
+        found = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
 
 
 def _database(session: Session) -> str:

@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from quotaflow.errors import QuotaflowError
@@ -61,8 +62,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _queue_sqlite_writer)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, **kwargs)
+        event.listen(engine.pool, "checkout", _ping_if_idle)
+        event.listen(engine.pool, "checkin", _note_checkin)
+    event.listen(engine, "before_cursor_execute", _note_writes)
+    event.listen(engine, "commit", _transaction_ended)
+    event.listen(engine, "rollback", _transaction_ended)
+    return engine
+
+
+# A pooled PostgreSQL connection is checked before use when it has been idle this long (the
+# server may have restarted meanwhile); one in steady use is not: pool_pre_ping's extra
+# round trip on every request was a tenth of a page's cost. A connection that died while in
+# use fails its request once, and SQLAlchemy then replaces the whole pool.
+PING_AFTER_IDLE_S = 10.0
+CHECKED_IN = "quotaflow.checked_in"
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info[CHECKED_IN] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get(CHECKED_IN)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        with dbapi_conn.cursor() as cursor:
+            autocommit, dbapi_conn.autocommit = dbapi_conn.autocommit, True
+            try:
+                cursor.execute(";")
+            finally:
+                dbapi_conn.autocommit = autocommit
+    except Exception as exc:  # the pool retries with a new connection
+        raise DisconnectionError(str(exc)) from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -134,14 +169,40 @@ class QueuedWriterConnection(sqlite3.Connection):
 
 
 # The statements before which pysqlite opens a transaction (and SQLite takes its write lock).
-_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_WRITES = re.compile(r"\s*\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_WITH = re.compile(r"\s*WITH\b", re.IGNORECASE)  # a CTE may lead into INSERT ... SELECT
+_LOCKS = re.compile(r"\s*(LOCK|COPY|CREATE|DROP|ALTER|TRUNCATE|WITH)\b", re.IGNORECASE)
 
 
 def _queue_sqlite_writer(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
     raw = conn.connection.dbapi_connection
     if isinstance(raw, QueuedWriterConnection) and not raw.in_transaction:
-        if _WRITES.match(statement):
+        if _WRITES.match(statement) or (_WITH.match(statement) and _WRITES.search(statement)):
             raw.wait_to_write()
+
+
+WROTE = "quotaflow.wrote"  # connection.info: this transaction has run a write
+
+
+def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if not conn.info.get(WROTE) and (_WRITES.match(statement) or _LOCKS.match(statement)):
+        conn.info[WROTE] = True
+
+
+def _transaction_ended(conn: Any, *_args: Any) -> None:
+    if not conn.invalidated:  # a lost connection has no info left to clear
+        conn.info.pop(WROTE, None)
+
+
+def read_only(session: Session) -> bool:
+    """True when the session's open transaction has only read: nothing pending, nothing
+    written, no error."""
+    transaction = session.get_transaction()
+    if transaction is None or not transaction.is_active:
+        return False
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        return False
+    return not session.connection().info.get(WROTE)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -164,17 +164,39 @@ def _packs_with_sets(session: Session) -> set[str]:
     on PostgreSQL ROW SHARE on the sets (sync takes EXCLUSIVE); on SQLite the database's
     write lock, taken by a statement that changes nothing."""
     found: set[str] | None = session.info.get(GUARDED)
+    if found is None and session.get_bind().dialect.name == "postgresql":
+        found = session.info[GUARDED] = _guard_postgresql(session)
     if found is None:
         connection = session.connection()
-        if session.get_bind().dialect.name == "postgresql":
-            connection.execute(text("LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE"))
-        elif not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
             # pysqlite opens the transaction with the first write, which takes the lock;
             # a transaction already open has written (a stamp, the record) and holds it
             connection.execute(text("UPDATE kpi_rollup_sets SET state = state WHERE 1 = 0"))
         query = select(RollupSet.pack_id).where(RollupSet.state == READY).distinct()
         found = session.info[GUARDED] = set(connection.execute(query).scalars())
     return found
+
+
+# One round trip, three statements (no parameters: PostgreSQL's simple protocol takes
+# several). The delta statement below, prepared by psycopg, is then run on its generic plan:
+# re-planning it for each record cost more than running it (0.7 -> 0.4 ms a save); it only
+# looks rows up by id, so one plan suits every call. SET LOCAL ends with the transaction.
+GUARD_POSTGRESQL = (
+    "LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE; "
+    "SET LOCAL plan_cache_mode = force_generic_plan; "
+    f"SELECT DISTINCT pack_id FROM kpi_rollup_sets WHERE state = '{READY}'"
+)
+
+
+def _guard_postgresql(session: Session) -> set[str]:
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(GUARD_POSTGRESQL)
+        while cursor.nextset():
+            pass  # to the last statement's rows
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
@@ -251,7 +273,8 @@ def _delta_statement(
     if not parts:
         _STATEMENTS[key] = None
         return None
-    found = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("qf_found")
+    # a CTE: planned and run once for both grains (a subquery named twice is done twice)
+    found = (parts[0] if len(parts) == 1 else union_all(*parts)).cte("qf_found")
     month = MonthStart(found.c.day)
     days = select(
         found.c.set_id, literal("d").label("grain"), found.c.day, found.c.owner_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
+from quotaflow.db import read_only
+
 
 def init_app(app: Flask) -> None:
     """Register blueprints and the one-session-per-request lifecycle."""
@@ -61,7 +63,12 @@ def request_session() -> Session:
     return g.db_session
 
 
-def _close_session(_exc: BaseException | None) -> None:
+def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    if session is None:
+        return
+    if exc is None and session.get_bind().dialect.name == "postgresql" and read_only(session):
+        # End a reading transaction with COMMIT, not ROLLBACK: psycopg forgets every prepared
+        # statement on a rollback, and then re-sends and PostgreSQL re-plans each of them
+        session.commit()
+    session.close()  # anything written but not committed is rolled back here
