@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from quotaflow.audit.models import AuditEvent
+from quotaflow.timeutil import utcnow
+
+AUDIT_LOG = cast(Table, AuditEvent.__table__)
 
 
 def record_event(
@@ -17,14 +21,18 @@ def record_event(
     object_type: str,
     object_id: str,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Add an audit event to the session's transaction; it commits or rolls back with the change."""
-    event = AuditEvent(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        details=details or {},
+) -> None:
+    """Write an audit event in the session's transaction; it commits or rolls back with the
+    change. An insert-only row: written at once, past the unit of work (a save's costliest
+    part), so it must not refer to objects the session has not flushed yet."""
+    session.connection().execute(
+        AUDIT_LOG.insert(),
+        {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "details": details or {},
+        },
     )
-    session.add(event)
-    return event

@@ -24,6 +24,8 @@ from quotaflow.records.models import Record
 from quotaflow.records.services import RecordNotFound, add_history
 from quotaflow.timeutil import utcnow
 
+STAGE_MOVES = cast(Table, StageMove.__table__)
+
 
 class MoveRefused(QuotaflowError):
     """The move cannot happen as asked; `check` and `field_errors` say exactly why."""
@@ -222,16 +224,7 @@ def record_first_stage(
 ) -> None:
     """The stage history's first entry, when a record is created in its first stage."""
     assert record.stage is not None
-    session.add(
-        StageMove(
-            record_id=record.id,
-            pipeline_id=pipeline_id,
-            from_stage=None,
-            to_stage=record.stage,
-            moved_by=actor_id,
-            moved_at=at or utcnow(),
-        )
-    )
+    record_first_stages(session, [(record.id, record.stage, at)], pipeline_id, actor_id)
 
 
 def record_first_stages(
@@ -241,16 +234,15 @@ def record_first_stages(
     actor_id: int | None,
 ) -> None:
     """record_first_stage for many records at once: (record id, stage, when) each."""
-    if moves:
-        insert_many(
-            session,
-            cast(Table, StageMove.__table__),
-            [
-                {"record_id": rid, "pipeline_id": pipeline_id, "from_stage": None,
-                 "to_stage": stage, "moved_by": actor_id, "moved_at": at or utcnow()}
-                for rid, stage, at in moves
-            ],
-        )  # fmt: skip
+    rows = [
+        {"record_id": rid, "pipeline_id": pipeline_id, "from_stage": None,
+         "to_stage": stage, "moved_by": actor_id, "moved_at": at or utcnow()}
+        for rid, stage, at in moves
+    ]  # fmt: skip
+    if len(rows) >= 100:  # an import: COPY on PostgreSQL
+        insert_many(session, STAGE_MOVES, rows)
+    elif rows:  # a save: one plain INSERT, past the unit of work (the records are flushed)
+        session.connection().execute(STAGE_MOVES.insert(), rows)
 
 
 # --- approvals -----------------------------------------------------------------------------

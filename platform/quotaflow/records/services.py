@@ -252,16 +252,18 @@ def add_history(
     *,
     at: datetime | None = None,
 ) -> None:
-    """One entry of the record's timeline: what changed (old -> new), who, when."""
-    session.add(
-        RecordHistory(
-            record_id=record.id,
-            version_no=record.version_no,
-            action=action,
-            changed_by=actor_id,
-            changed_at=at or utcnow(),
-            changes=changes,
-        )
+    """One entry of the record's timeline: what changed (old -> new), who, when. Written at
+    once, past the unit of work (insert-only rows need none): the record must be flushed."""
+    session.connection().execute(
+        HISTORY.insert(),
+        {
+            "record_id": record.id,
+            "version_no": record.version_no,
+            "action": action,
+            "changed_by": actor_id,
+            "changed_at": at or utcnow(),
+            "changes": changes,
+        },
     )
 
 
