@@ -3,8 +3,8 @@
     .venv/bin/python bench/forms.py [--requests 400] [--clients 20] [--no-postgres]
 
 For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
-migrate, load the demo, start gunicorn (2 workers, gthread) on 127.0.0.1, sign 20 clients in
-as demo reps, and time GET of the new-deal form (render) and POST of a valid deal (submit,
+migrate, load the demo, start gunicorn (2 sync workers) on 127.0.0.1, sign 20 clients in as
+demo reps (each client its own process, as browsers are), and time GET of the new-deal form (render) and POST of a valid deal (submit,
 which must answer a redirect, so an error is never timed as fast). The baseline is a bare
 Flask app under the same gunicorn settings: GET returns a small page, POST inserts one row.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import multiprocessing
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,52 +150,70 @@ def deal_form(page: str, n: int) -> dict[str, str]:
 def run_clients(
     port: int, clients: int, requests: int, bare: bool, on_start: Callable[[], None] = lambda: None
 ) -> dict[str, list[float]]:
-    timings: dict[str, list[float]] = {"render": [], "submit": []}
-    lock = threading.Lock()
+    """Each client in its own process, like a browser: as threads of one process they queued
+    behind one GIL to read their answers, and gunicorn's sync worker waits for the client to
+    close the connection before it takes the next request, so the server idled on the load
+    generator. `on_start` runs in this process when every client has signed in."""
+    ctx = multiprocessing.get_context("fork")
     per_client = max(requests // clients, 1)
-    errors: list[str] = []
-    started: list[float] = []
-
-    def start() -> None:  # the clock starts when every client has signed in
-        on_start()
-        started.append(time.perf_counter())
-
-    ready = threading.Barrier(clients, action=start)
-
-    def work(index: int) -> None:
-        client = Client(port)
-        try:
-            if not bare:
-                sign_in(client, REPS[index % len(REPS)])
-            path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
-            ready.wait()
-            for n in range(per_client):
-                start = time.perf_counter()
-                status, page = client.request("GET", path)
-                render = time.perf_counter() - start
-                assert status == 200, f"render answered {status}"
-                form = {"v": "x"} if bare else deal_form(page, n)
-                start = time.perf_counter()
-                status, body = client.request("POST", path, form)
-                submit = time.perf_counter() - start
-                if status not in (302, 303):
-                    raise RuntimeError(f"submit answered {status}: {body[:300]}")
-                with lock:
-                    timings["render"].append(render)
-                    timings["submit"].append(submit)
-        except Exception as exc:  # reported after the run: a failing request is not a fast one
-            errors.append(f"client {index}: {exc}")
-            ready.abort()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ready = ctx.Barrier(clients + 1)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=_client, args=(i, port, per_client, bare, ready, results))
+        for i in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        ready.wait(timeout=120)  # every client signed in
+    except threading.BrokenBarrierError:
+        pass  # a client failed to sign in: its error is in the results
+    on_start()
+    started = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in every process
+    timings: dict[str, list[float]] = {"render": [], "submit": []}
+    errors, ended = [], started
+    for _ in workers:
+        renders, submits, error, end = results.get(timeout=600)
+        timings["render"] += renders
+        timings["submit"] += submits
+        ended = max(ended, end)
+        if error:
+            errors.append(error)
+    for worker in workers:
+        worker.join()
     if errors:
         raise RuntimeError("; ".join(errors[:3]))
-    timings["wall"] = [time.perf_counter() - started[0]]
+    timings["wall"] = [ended - started]
     return timings
+
+
+def _client(index: int, port: int, per_client: int, bare: bool, ready: Any, results: Any) -> None:
+    renders: list[float] = []
+    submits: list[float] = []
+    client = Client(port)
+    try:
+        if not bare:
+            sign_in(client, REPS[index % len(REPS)])
+        path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
+        ready.wait(timeout=120)
+        for n in range(per_client):
+            start = time.perf_counter()
+            status, page = client.request("GET", path)
+            render = time.perf_counter() - start
+            assert status == 200, f"render answered {status}"
+            form = {"v": "x"} if bare else deal_form(page, n)
+            start = time.perf_counter()
+            status, body = client.request("POST", path, form)
+            submit = time.perf_counter() - start
+            if status not in (302, 303):
+                raise RuntimeError(f"submit answered {status}: {body[:300]}")
+            renders.append(render)
+            submits.append(submit)
+    except Exception as exc:  # reported after the run: a failing request is not a fast one
+        ready.abort()
+        results.put((renders, submits, f"client {index}: {exc}", time.perf_counter()))
+        return
+    results.put((renders, submits, None, time.perf_counter()))
 
 
 # --- servers -------------------------------------------------------------------------------

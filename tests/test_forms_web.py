@@ -252,7 +252,7 @@ def test_a_blank_form_renders_once_per_choices_and_never_shows_someone_elses(
     from quotaflow.records import pages
 
     installer()
-    pages._BLANK_FIELDS.clear()
+    pages._BLANK_PAGES.clear()
 
     def fields(page: str) -> str:
         block = re.search(r'<div class="form-grid">(.*?)<div class="actions">', page, re.S)
@@ -267,15 +267,15 @@ def test_a_blank_form_renders_once_per_choices_and_never_shows_someone_elses(
     auth.login("li.wei")
     first = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
     again = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
-    assert len(pages._BLANK_FIELDS) == 1 and fields(again) == fields(first)
-    pages._BLANK_FIELDS.clear()  # rendered afresh it is the same markup
+    assert len(pages._BLANK_PAGES) == 1 and fields(again) == fields(first)
+    pages._BLANK_PAGES.clear()  # rendered afresh it is the same markup
     assert fields(auth.client.get("/forms/acme/deal/new").get_data(as_text=True)) == fields(first)
     assert str(people["mate"]) in helpers(first)
     auth.logout()
     auth.login("zhao.lei")
     theirs = auth.client.get("/forms/acme/deal/new").get_data(as_text=True)
     assert helpers(theirs) == [str(people["other"])]
-    assert len(pages._BLANK_FIELDS) == 2
+    assert len(pages._BLANK_PAGES) == 2
 
 
 # --- server-side checks, input kept ------------------------------------------------------------

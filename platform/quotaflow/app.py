@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from flask import Flask
@@ -41,7 +42,26 @@ def create_app(
 
     _init_db(app)
     init_web(app)
+    if not app.testing:
+        _freeze_after_first_request(app)
     return app
+
+
+def _freeze_after_first_request(app: Flask) -> None:
+    """Once the first request has loaded the packs, templates and mappers, move everything
+    alive into the collector's permanent generation (gc.freeze, made for servers): a full
+    collection otherwise walks those ~130,000 long-lived objects and stalled a worker ~45 ms
+    about once a thousand requests, with every queued request waiting behind it."""
+    frozen = False
+
+    def freeze(_exc: BaseException | None) -> None:
+        nonlocal frozen
+        if not frozen:
+            frozen = True
+            gc.collect()
+            gc.freeze()
+
+    app.teardown_request(freeze)
 
 
 def _init_db(app: Flask) -> None:

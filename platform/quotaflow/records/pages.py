@@ -209,7 +209,7 @@ class FormPage:
     show: Display
     preview: bool = False
     options: Mapping[str, list[tuple[str, str]]] = field(default_factory=dict)
-    fields_html: Markup | None = None  # the inputs, already rendered (blank_fields_html)
+    fields_html: Markup | None = None  # the inputs, already rendered (blank_form_page)
 
     @property
     def fields(self) -> list[tuple[FieldDef, Any]]:
@@ -282,26 +282,33 @@ def form_page(
     )  # fmt: skip
 
 
-# A blank form renders the same for everyone who gets the same choices: its field markup is
-# kept per (pack content, version, form, stage, language, day, defaults, choices). Rendering
-# the inputs is most of a form page's cost (WTForms widgets through Jinja macros).
-_BLANK_FIELDS: OrderedDict[str, Markup] = OrderedDict()
-_BLANK_FIELDS_MAX = 256
+# A blank form is the same for everyone who gets the same choices: the page (inputs, what
+# the engine says of the defaults, and the rendered field markup) is built once per (pack
+# content, version, form, stage, language, day, defaults, choices) and reused. Building the
+# inputs and rendering them through Jinja macros was most of a form page's cost. A reused
+# page is shared between requests and threads: templates only read it.
+_BLANK_PAGES: OrderedDict[str, FormPage] = OrderedDict()
+_BLANK_PAGES_MAX = 256
 
 
-def blank_fields_html(page: FormPage, values: Mapping[str, Any]) -> Markup:
-    """The rendered inputs of a new form opened with `values` (its defaults), cached."""
+def blank_form_page(
+    pack: CompiledPack, version_id: int, form_id: str, stage: str | None,
+    values: Mapping[str, Any],
+) -> FormPage:  # fmt: skip
+    """The page of a new form opened with `values` (its defaults), its inputs rendered."""
+    options = field_options(pack, pack.forms[form_id], values)
     key = cache_key(
-        page.pack.content_hash, page.version_id, page.form.id, page.stage, current_language(),
-        local_today(), sorted(values.items()), sorted(page.options.items()),
+        pack.content_hash, version_id, form_id, stage, current_language(), local_today(),
+        sorted(values.items()), sorted(options.items()),
     )  # fmt: skip
-    html = _BLANK_FIELDS.get(key)
-    if html is None:
-        html = Markup(get_template_attribute("forms/_fields.html", "field_grid")(page))
-        _BLANK_FIELDS[key] = html
-        while len(_BLANK_FIELDS) > _BLANK_FIELDS_MAX:
-            _BLANK_FIELDS.popitem(last=False)
-    return html
+    page = _BLANK_PAGES.get(key)
+    if page is None:
+        page = form_page(pack, version_id, form_id, stage=stage, values=values, check=False)
+        page.fields_html = Markup(get_template_attribute("forms/_fields.html", "field_grid")(page))
+        _BLANK_PAGES[key] = page
+        while len(_BLANK_PAGES) > _BLANK_PAGES_MAX:
+            _BLANK_PAGES.popitem(last=False)
+    return page
 
 
 def quiet_blank_errors(page: FormPage) -> None:

@@ -36,7 +36,7 @@ from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.pages import (
     FormPage,
     NavItem,
-    blank_fields_html,
+    blank_form_page,
     display_for,
     form_or_404,
     form_page,
@@ -102,10 +102,8 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     pack = pack_or_404(pack_id)
     form = form_or_404(pack, form_id)
     version_id = active_version_id(request_session(), pack_id)
-    values = wtf.defaults(form)
-    page = form_page(pack, version_id, form_id, stage=initial_stage(pack, form_id),
-                 values=values, check=False)  # fmt: skip
-    page.fields_html = blank_fields_html(page, values)
+    stage = initial_stage(pack, form_id)
+    page = blank_form_page(pack, version_id, form.id, stage, wtf.defaults(form))
     return render_template("records/form.html", page=page, record=None)
 
 
