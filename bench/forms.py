@@ -1,6 +1,6 @@
 """Deal form latency through a real server, beside a bare Flask endpoint doing one INSERT.
 
-    .venv/bin/python bench/forms.py [--requests 400] [--clients 20] [--no-postgres]
+    .venv/bin/python bench/forms.py [--requests 1000] [--clients 20] [--no-postgres]
 
 For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
 migrate, load the demo, start gunicorn (2 sync workers) on 127.0.0.1, sign 20 clients in as
@@ -323,7 +323,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--requests", type=int, default=400, help="renders (and submits) per database"
+        "--requests", type=int, default=1000, help="renders (and submits) per database"
     )
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--no-postgres", action="store_true")
