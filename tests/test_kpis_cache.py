@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from quotaflow import db
+from quotaflow import db, stamps
 from quotaflow.kpis import cache
 from quotaflow.kpis.engine import KpiEngine
 from quotaflow.kpis.periods import parse_period
@@ -152,13 +152,13 @@ def test_old_data_stamps_are_pruned_and_the_stamp_still_moves(
     the stamp every worker compares — keeps growing."""
     from sqlalchemy import func, select
 
-    monkeypatch.setattr(cache, "PRUNE_EVERY", 5)
-    stamps = []
+    monkeypatch.setattr(stamps, "PRUNE_EVERY", 5)
+    seen = []
     for i in range(12):
         with db.transaction(world["sessions"]) as session:
             won(world, session, f"{i + 1}.00")
         with world["sessions"]() as session:
-            stamps.append(cache.stamp_for(session))
+            seen.append(cache.stamp_for(session))
             rows = session.scalar(select(func.count()).select_from(cache.DataChange))
             assert rows is not None and rows <= 5
-    assert stamps == sorted(stamps) and len(set(stamps)) == 12
+    assert seen == sorted(seen) and len(set(seen)) == 12

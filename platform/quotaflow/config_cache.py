@@ -4,11 +4,11 @@ Every page needs the signed-in user, the installed packs' active versions and th
 reading them from the database on each request was a third of a form's server time. They
 change when an admin edits people, teams or memberships, or installs a pack — rarely, next to
 the records reps save all day. Every such change inserts a row in `config_changes` in the
-same transaction (the ORM flush and bulk statements on CONFIG_TABLES are caught below, like
-`data_changes` for KPI inputs). The newest row is the config stamp: a request reads it once,
-with its first query, and takes what it needs from this process's memo while the stamp it
-read is the memo's; a newer stamp empties the memo. So a change made through any worker is
-seen by every worker on its next request, and nothing is ever served stale.
+same transaction (stamps.py catches ORM flushes and bulk statements on CONFIG_TABLES, as it
+does for `data_changes`, the KPI inputs' stamp). The newest row is the config stamp: a
+request reads it once, with its first query, and takes what it needs from this process's
+memo while the stamp it read is the memo's; a newer stamp empties the memo. So a change made
+through any worker is seen by every worker on its next request, and nothing is served stale.
 
 The stamp is (id, at): a database dropped and created again under the same URL (tests do)
 restarts ids, but not the clock. A transaction that changed the set-up itself bypasses the
@@ -23,19 +23,19 @@ from threading import Lock
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import DateTime, Integer, delete, event
+from sqlalchemy import DateTime, Integer, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from quotaflow import stamps
 from quotaflow.db import Base
 from quotaflow.timeutil import utcnow
 
 T = TypeVar("T")
 CONFIG_TABLES = frozenset({"users", "teams", "memberships", "packs", "pack_versions"})
 MAX_ENTRIES = 4096  # users x days of team look-ups, mostly; past it the memo starts over
-PRUNE_EVERY = 500
 STAMP = "quotaflow.config_stamp"  # session.info: the stamp this transaction read
 CHANGED = "quotaflow.config_changed"  # session.info: this transaction changed the set-up
-Stamp = tuple[int, Any]
+StampRead = tuple[int, Any]  # (id, at) of the newest row
 NEWEST = "SELECT id, at FROM config_changes ORDER BY id DESC LIMIT 1"
 
 
@@ -50,7 +50,7 @@ class ConfigChange(Base):
 
 class _Memo:
     def __init__(self) -> None:
-        self.stamp: Stamp | None = None
+        self.stamp: StampRead | None = None
         self.values: dict[Hashable, Any] = {}
 
 
@@ -58,17 +58,17 @@ _MEMOS: dict[str, _Memo] = {}  # one per database URL (tests use several in one 
 _LOCK = Lock()
 
 
-def config_stamp(session: Session) -> Stamp | None:
+def config_stamp(session: Session) -> StampRead | None:
     """The config stamp this transaction sees, or None when it changed the set-up itself."""
-    if session.info.get(CHANGED):
+    if CONFIG_STAMP.changed_in(session):
         return None
-    seen: tuple[Stamp, str] | None = session.info.get(STAMP)
+    seen: tuple[StampRead, str] | None = session.info.get(STAMP)
     if seen is None:
         seen = session.info[STAMP] = (_read_stamp(session), _database(session))
     return seen[0]
 
 
-def _read_stamp(session: Session) -> Stamp:
+def _read_stamp(session: Session) -> StampRead:
     # Outside the session's transaction, on a connection in autocommit: a page served from
     # the memo then opens no transaction at all (on PostgreSQL a BEGIN and a COMMIT, two
     # round trips, saved). Read before anything it vouches for, so those reads are as new.
@@ -109,7 +109,7 @@ def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
         if memo.stamp == stamp and key in memo.values:
             return memo.values[key]  # type: ignore[no-any-return]
     value = compute()
-    if session.info.get(CHANGED):  # computing flushed this transaction's own changes
+    if CONFIG_STAMP.changed_in(session):  # computing flushed this transaction's own changes
         return value
     with _LOCK:
         if memo.stamp != stamp:
@@ -122,54 +122,23 @@ def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
     return value
 
 
-def _order(stamp: Stamp) -> tuple[str, int]:
+def _order(stamp: StampRead) -> tuple[str, int]:
     # by time first: a database made again under the same URL counts ids from 1 again
     return (stamp[1] or "", stamp[0])
 
 
-def forget_all() -> None:
-    """Empty every memo (tests that rebuild a database under one URL within a second)."""
-    with _LOCK:
-        _MEMOS.clear()
-
-
-def bump(session: Session) -> None:
-    """Record a change to the set-up (call inside the transaction that makes it)."""
-    if not session.info.get(CHANGED):
-        session.add(ConfigChange())
-    session.info[CHANGED] = True
-
-
-@event.listens_for(Session, "before_flush")
-def _bump_on_config_changes(session: Session, _context: Any, _instances: Any) -> None:
+def _set_up() -> tuple[type, ...]:
     from quotaflow.org.models import Membership, Team, User
     from quotaflow.packs.models import Pack, PackVersion
 
-    kinds = User | Team | Membership | Pack | PackVersion
-    if any(isinstance(obj, kinds) for obj in (*session.new, *session.deleted)) or any(
-        isinstance(obj, kinds) and session.is_modified(obj) for obj in session.dirty
-    ):
-        bump(session)
+    return (User, Team, Membership, Pack, PackVersion)
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _bump_on_bulk_statements(state: Any) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in CONFIG_TABLES:
-            bump(state.session)
-
-
-@event.listens_for(Session, "after_flush")
-def _prune_old_stamps(session: Session, _context: Any) -> None:
-    for obj in session.new:
-        if isinstance(obj, ConfigChange) and obj.id is not None and obj.id % PRUNE_EVERY == 0:
-            session.connection().execute(delete(ConfigChange).where(ConfigChange.id < obj.id))
+CONFIG_STAMP = stamps.watch(stamps.Stamp(ConfigChange, CHANGED, _set_up, CONFIG_TABLES))
+bump = CONFIG_STAMP.bump  # record a change to the set-up (inside the changing transaction)
 
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
-@event.listens_for(Session, "after_soft_rollback")
-def _transaction_over(session: Session, *_args: Any) -> None:
-    session.info.pop(CHANGED, None)
-    session.info.pop(STAMP, None)
+def _forget_stamp_read(session: Session) -> None:
+    session.info.pop(STAMP, None)  # the next transaction may see a newer one

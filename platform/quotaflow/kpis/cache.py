@@ -21,9 +21,10 @@ from datetime import datetime
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, delete, event, func, select
+from sqlalchemy import DateTime, Integer, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from quotaflow import stamps
 from quotaflow.db import Base
 from quotaflow.timeutil import utcnow
 
@@ -42,15 +43,21 @@ class DataChange(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-def bump(session: Session) -> None:
-    """Make every cached figure stale (call inside the transaction that changes inputs)."""
-    session.add(DataChange())
-    session.info[DIRTY] = True
+def _inputs() -> tuple[type, ...]:
+    from quotaflow.org.models import Membership, Team
+    from quotaflow.records.models import Record
+
+    return (Record, Membership, Team)
+
+
+INPUT_TABLES = frozenset({"records", "memberships", "teams"})
+DATA_STAMP = stamps.watch(stamps.Stamp(DataChange, DIRTY, _inputs, INPUT_TABLES))
+bump = DATA_STAMP.bump  # make every cached figure stale (inside the changing transaction)
 
 
 def stamp_for(session: Session) -> int | None:
     """The data stamp, or None when this session has uncommitted input changes."""
-    if session.info.get(DIRTY):
+    if DATA_STAMP.changed_in(session):
         return None
     return session.scalar(select(func.max(DataChange.id))) or 0
 
@@ -78,44 +85,3 @@ def put(key: str, value: Any) -> None:
 def clear() -> None:
     with _LOCK:
         _CACHE.clear()
-
-
-@event.listens_for(Session, "before_flush")
-def _bump_on_input_changes(session: Session, _context: Any, _instances: Any) -> None:
-    from quotaflow.org.models import Membership, Team
-    from quotaflow.records.models import Record
-
-    touched = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(obj, Record | Membership | Team) for obj in touched):
-        bump(session)
-
-
-INPUT_TABLES = {"records", "memberships", "teams"}
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _bump_on_bulk_statements(state: Any) -> None:
-    """INSERT/UPDATE/DELETE statements run through a session (bulk imports, stage renames at
-    install, a test's cleanup) bypass the flush: catch them by their target table."""
-    if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in INPUT_TABLES:
-            bump(state.session)
-
-
-PRUNE_EVERY = 500  # rows; only the newest matters, the rest is history nobody reads
-
-
-@event.listens_for(Session, "after_flush")
-def _prune_old_stamps(session: Session, _context: Any) -> None:
-    """Every PRUNE_EVERY-th stamp deletes the ones before it: MAX(id) never changes by it,
-    and the table stays a few hundred rows instead of one per write since the install."""
-    for obj in session.new:
-        if isinstance(obj, DataChange) and obj.id is not None and obj.id % PRUNE_EVERY == 0:
-            session.connection().execute(delete(DataChange).where(DataChange.id < obj.id))
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _transaction_over(session: Session) -> None:
-    session.info.pop(DIRTY, None)
