@@ -439,6 +439,30 @@ def test_500_and_429_pages_never_show_a_traceback(app: Flask, make_user) -> None
     assert busy_page.status_code == 429 and "Too many requests" in busy_page.get_data(as_text=True)
 
 
+def test_a_failed_save_still_gets_the_whole_error_page(app: Flask, make_user) -> None:
+    """A write that fails in the database leaves the request's session unusable; the 500 page
+    (which shows the navigation, read through that session) still renders in full."""
+    from quotaflow.org.models import Team
+    from quotaflow.web import request_session
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def duplicate():
+        session = request_session()
+        session.add_all([Team(key="twin", name="A"), Team(key="twin", name="B")])
+        session.flush()
+
+    app.add_url_rule("/duplicate", "duplicate", duplicate)
+    make_user("li.wei")
+    auth = AuthActions(app.test_client())
+    auth.login("li.wei")
+    response = auth.client.get("/duplicate")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500 and "Something went wrong" in page
+    assert 'name="csrf-token"' in page  # the layout, not the bare fallback
+    assert "IntegrityError" not in page and "Traceback" not in page
+
+
 def test_a_400_page(app: Flask, client: FlaskClient) -> None:
     from werkzeug.exceptions import BadRequest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, make_response, render_template, request, url_for
+from flask import Flask, g, make_response, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
@@ -46,6 +46,9 @@ def csrf_failed(exc: CSRFError) -> Response:
 
 def server_error(exc: InternalServerError) -> Response:
     """500 without details; Flask has already logged the original exception and traceback."""
+    session = g.get("db_session")
+    if session is not None:  # a failed flush leaves it unusable; the page reads the nav
+        session.rollback()
     return _render("errors/500.html", 500, back=url_for("core.home"))
 
 
