@@ -92,6 +92,7 @@ class Client:
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.cookies: dict[str, str] = {}
+        self.resets = 0
 
     def request(
         self, method: str, path: str, form: dict[str, str] | None = None
@@ -101,8 +102,16 @@ class Client:
         if form is not None:
             body = urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # a connection the server reset (seen once in many runs, with gunicorn's sync
+            # worker closing every connection): counted and printed, the request sent again
+            self.resets += 1
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
         text = response.read().decode("utf-8", "replace")
         for header in response.headers.get_all("Set-Cookie") or []:
             name, _, rest = header.partition("=")
@@ -173,7 +182,8 @@ def run_clients(
     timings: dict[str, list[float]] = {"render": [], "submit": []}
     errors, ended = [], started
     for _ in workers:
-        renders, submits, error, end = results.get(timeout=600)
+        renders, submits, error, end, resets = results.get(timeout=600)
+        timings["resets"] = [timings.get("resets", [0])[0] + resets]
         timings["render"] += renders
         timings["submit"] += submits
         ended = max(ended, end)
@@ -211,9 +221,11 @@ def _client(index: int, port: int, per_client: int, bare: bool, ready: Any, resu
             submits.append(submit)
     except Exception as exc:  # reported after the run: a failing request is not a fast one
         ready.abort()
-        results.put((renders, submits, f"client {index}: {exc}", time.perf_counter()))
+        results.put(
+            (renders, submits, f"client {index}: {exc}", time.perf_counter(), client.resets)
+        )
         return
-    results.put((renders, submits, None, time.perf_counter()))
+    results.put((renders, submits, None, time.perf_counter(), client.resets))
 
 
 # --- servers -------------------------------------------------------------------------------
@@ -305,9 +317,11 @@ def measure(label: str, url: str, workdir: Path, clients: int, requests: int) ->
             "rps": (len(render) + len(submit)) / t["wall"][0],
         }
         stats[name] = p
+        resets = int(t.get("resets", [0])[0])
         lines.append(
             f"  {name:<22}{p['r50']:>9.1f}ms{p['r95']:>6.1f}ms{p['s50']:>10.1f}ms"
             f"{p['s95']:>6.1f}ms{p['rps']:>8.0f}"
+            + (f"  ({resets} connection resets, sent again)" if resets else "")
         )
     deal, bare = stats["deal form"], stats["bare Flask + INSERT"]
     lines.append(
