@@ -57,17 +57,23 @@ GUNICORN = ["-w", "2", "-k", "sync", "--keep-alive", "30", "--log-level", "warni
 # --- the baseline: one INSERT per request --------------------------------------------------
 
 
-def bare_app():  # type: ignore[no-untyped-def]
-    """A Flask app with one page and one insert, on the same database (gunicorn factory)."""
-    from flask import Flask
+def bench_rows():  # type: ignore[no-untyped-def]
+    """The bare app's table and an engine on DATABASE_URL."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 
     url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
-    engine = create_engine(url)
     rows = Table(
         "bench_rows", MetaData(), Column("id", Integer, primary_key=True), Column("v", String(10))
     )
-    rows.metadata.create_all(engine)
+    return rows, create_engine(url)
+
+
+def bare_app():  # type: ignore[no-untyped-def]
+    """A Flask app with one page and one insert, on the same database (gunicorn factory).
+    Its table is made before gunicorn starts: two workers creating it at once collide."""
+    from flask import Flask
+
+    rows, engine = bench_rows()
     app = Flask("bare")
 
     @app.get("/form")
@@ -280,6 +286,10 @@ def prepare(url: str, instance: Path) -> dict[str, str]:
     subprocess.run(
         [quotaflow, "demo", "--today", "2026-11-24"], env=env, check=True, capture_output=True
     )
+    os.environ["DATABASE_URL"] = url
+    rows, engine = bench_rows()
+    rows.metadata.create_all(engine)
+    engine.dispose()
     return env
 
 
