@@ -57,11 +57,11 @@ GUNICORN = ["-w", "2", "-k", "sync", "--keep-alive", "30", "--log-level", "warni
 # --- the baseline: one INSERT per request --------------------------------------------------
 
 
-def bench_rows():  # type: ignore[no-untyped-def]
-    """The bare app's table and an engine on DATABASE_URL."""
+def bench_rows(url: str):  # type: ignore[no-untyped-def]
+    """The bare app's table and an engine on `url`."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 
-    url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    url = url.replace("postgresql://", "postgresql+psycopg://")
     rows = Table(
         "bench_rows", MetaData(), Column("id", Integer, primary_key=True), Column("v", String(10))
     )
@@ -73,7 +73,7 @@ def bare_app():  # type: ignore[no-untyped-def]
     Its table is made before gunicorn starts: two workers creating it at once collide."""
     from flask import Flask
 
-    rows, engine = bench_rows()
+    rows, engine = bench_rows(os.environ["DATABASE_URL"])
     app = Flask("bare")
 
     @app.get("/form")
@@ -286,8 +286,7 @@ def prepare(url: str, instance: Path) -> dict[str, str]:
     subprocess.run(
         [quotaflow, "demo", "--today", "2026-11-24"], env=env, check=True, capture_output=True
     )
-    os.environ["DATABASE_URL"] = url
-    rows, engine = bench_rows()
+    rows, engine = bench_rows(url)
     rows.metadata.create_all(engine)
     engine.dispose()
     return env

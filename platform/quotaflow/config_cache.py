@@ -6,7 +6,7 @@ change when an admin edits people, teams or memberships, or installs a pack — 
 the records reps save all day. Every such change inserts a row in `config_changes` in the
 same transaction (stamps.py catches ORM flushes and bulk statements on CONFIG_TABLES, as it
 does for `data_changes`, the KPI inputs' stamp). The newest row is the config stamp: a
-request reads it once, with its first query, and takes what it needs from this process's
+request reads it once, before anything it vouches for, and takes what it needs from this process's
 memo while the stamp it read is the memo's; a newer stamp empties the memo. So a change made
 through any worker is seen by every worker on its next request, and nothing is served stale.
 
@@ -73,6 +73,8 @@ def _read_stamp(session: Session) -> StampRead:
     # the memo then opens no transaction at all (on PostgreSQL a BEGIN and a COMMIT, two
     # round trips, saved). Read before anything it vouches for, so those reads are as new.
     # A constant statement: the ORM's per-statement work cost more than the query itself.
+    # Sound because every later read sees data committed at least as late: both databases
+    # run at read committed here (PostgreSQL's default; pysqlite reads outside a transaction).
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":  # pysqlite opens no transaction to read anyway
         row = session.connection().exec_driver_sql(NEWEST).first()

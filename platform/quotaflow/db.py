@@ -73,9 +73,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 # A pooled PostgreSQL connection is checked before use when it has been idle this long (the
-# server may have restarted meanwhile); one in steady use is not: pool_pre_ping's extra
-# round trip on every request was a tenth of a page's cost. A connection that died while in
-# use fails its request once, and SQLAlchemy then replaces the whole pool.
+# server may have restarted meanwhile); one in steady use is not: pool_pre_ping added a round
+# trip to every request, two where a page served from the memo needs one. A connection that
+# died while in use fails its request once, and SQLAlchemy then replaces the whole pool.
 PING_AFTER_IDLE_S = 10.0
 CHECKED_IN = "quotaflow.checked_in"
 

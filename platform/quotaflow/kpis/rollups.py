@@ -230,15 +230,13 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
 
 @dataclass(frozen=True)
 class _DeltaSql:
-    """The delta statement as the driver gets it, for a given number of ids."""
+    """The delta statement as SQLite's driver gets it, for a given number of ids."""
 
     text: str
-    names: tuple[str, ...] | None  # positional parameters in order (SQLite); None: by name
+    names: tuple[str, ...]  # the positional parameters in order; "qf_ids" stands for the ids
     constants: dict[str, Any]
 
-    def parameters(self, ids: list[int]) -> Any:
-        if self.names is None:  # PostgreSQL: one array
-            return {**self.constants, "qf_ids": list(ids)}
+    def parameters(self, ids: list[int]) -> tuple[Any, ...]:
         out: list[Any] = []
         for name in self.names:
             out += ids if name == "qf_ids" else [self.constants[name]]
@@ -246,23 +244,22 @@ class _DeltaSql:
 
 
 # Executing the SQLAlchemy statement spent more on its cache key (a 10 kB statement, walked
-# on every call) than SQLite spent running it: 0.38 -> 0.14 ms a save (SQLite only: on
-# PostgreSQL the server's share dominates and the difference did not show above the noise).
-# So the SQL a save's delta sends is kept per (pack content, form, sign, number of ids) and
-# sent as is.
-# The first run goes through SQLAlchemy and is kept only if the parameters built here equal
-# the ones SQLAlchemy sent (any constant it had to convert keeps the general path).
+# on every call) than SQLite spent running it: 0.38 -> 0.14 ms a save. So on SQLite the SQL a
+# save's delta sends is kept per (pack content, form, sign, number of ids) and sent as is; on
+# PostgreSQL the server's share dominates and no difference showed above the noise. The first
+# run goes through SQLAlchemy, and its SQL is kept only if the parameters built here equal the
+# ones SQLAlchemy sent (a constant it had to convert keeps the general path).
 _SQL: dict[tuple[Any, ...], _DeltaSql | None] = {}
 _FEW = 8  # ids; imports take the general path
 
 
 def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: list[int]) -> bool:
     """Run the delta for a few records from its kept SQL; False when it must take the general
-    path (many ids, or SQL that could not be kept)."""
-    full = (*key, len(ids), connection.dialect.name)
-    if connection.dialect.name != "sqlite":
+    path (PostgreSQL, many ids, or SQL that could not be kept)."""
+    full = (*key, len(ids))
+    if connection.dialect.name != "sqlite" or len(ids) > _FEW:
         return False
-    if len(ids) > _FEW or (full in _SQL and _SQL[full] is None):
+    if full in _SQL and _SQL[full] is None:
         return False
     kept = _SQL.get(full)
     if kept is not None:
@@ -283,11 +280,9 @@ def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: li
         event.remove(connection, "before_cursor_execute", keep)
     compiled = statement.compile(dialect=connection.dialect)
     constants = {k: v for k, v in compiled.params.items() if k != "qf_ids"}
-    names = tuple(compiled.positiontup) if compiled.positional else None
-    candidate = _DeltaSql(sent[0][0], names, constants)
-    made = candidate.parameters(ids)
-    matches = list(made) == list(sent[0][1]) if names is not None else made == dict(sent[0][1])
-    _SQL[full] = candidate if len(sent) == 1 and matches else None
+    candidate = _DeltaSql(sent[0][0], tuple(compiled.positiontup or ()), constants)
+    matches = len(sent) == 1 and list(candidate.parameters(ids)) == list(sent[0][1])
+    _SQL[full] = candidate if matches else None
     return True
 
 
