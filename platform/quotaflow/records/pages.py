@@ -210,6 +210,7 @@ class FormPage:
     preview: bool = False
     options: Mapping[str, list[tuple[str, str]]] = field(default_factory=dict)
     fields_html: Markup | None = None  # the inputs, already rendered (blank_form_page)
+    key: str | None = None  # what a blank page is kept under (blank_form_page)
 
     @property
     def fields(self) -> list[tuple[FieldDef, Any]]:
@@ -305,6 +306,7 @@ def blank_form_page(
     if page is None:
         page = form_page(pack, version_id, form_id, stage=stage, values=values, check=False)
         page.fields_html = Markup(get_template_attribute("forms/_fields.html", "field_grid")(page))
+        page.key = key
         _BLANK_PAGES[key] = page
         while len(_BLANK_PAGES) > _BLANK_PAGES_MAX:
             _BLANK_PAGES.popitem(last=False)

@@ -60,6 +60,7 @@ from quotaflow.records.services import (
     update_record,
 )
 from quotaflow.web import request_session
+from quotaflow.web.pagecache import render_kept
 
 bp = Blueprint("records", __name__)
 
@@ -104,7 +105,7 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     version_id = active_version_id(request_session(), pack_id)
     stage = initial_stage(pack, form_id)
     page = blank_form_page(pack, version_id, form.id, stage, wtf.defaults(form))
-    return render_template("records/form.html", page=page, record=None)
+    return render_kept(page.key, "records/form.html", page=page, record=None)
 
 
 @bp.post("/forms/<pack_id>/<form_id>/new")

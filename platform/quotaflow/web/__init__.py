@@ -42,10 +42,11 @@ def init_app(app: Flask) -> None:
 def _init_foundation(app: Flask) -> None:
     from quotaflow import auth
     from quotaflow.org import views as org_views
-    from quotaflow.web import errors, i18n, security
+    from quotaflow.web import errors, i18n, pagecache, security
 
     security.init_app(app)  # CSRF on every POST, cookie flags, security headers
     i18n.init_app(app)  # catalogs, locale per request, date/money filters, label()
+    pagecache.init_app(app)  # flashed messages in pages kept whole
     auth.init_app(app)  # Flask-Login and the sign-in gate in front of every page
     errors.init_app(app)  # friendly 400/403/404/405/429/500 pages
     app.register_blueprint(org_views.bp)  # /admin/users, /admin/teams
