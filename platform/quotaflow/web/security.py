@@ -12,6 +12,8 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from quotaflow.web.cookie_session import KeptCookieSessionInterface
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
@@ -33,6 +35,7 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     # a rep may keep a form open for a working day; the token is still bound to the session
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    app.session_interface = KeptCookieSessionInterface()  # same cookies, signing remembered
     CSRFProtect(app)
     app.after_request(add_security_headers)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)

@@ -1,0 +1,86 @@
+"""Session cookies with their signing remembered: a cookie seen before opens without a new
+signature check, yet a changed byte or an expired cookie is still refused, and a cookie sent
+again for the same content is one any other worker (plain Flask) accepts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+
+from quotaflow.web.cookie_session import REUSE_S, KeptCookieSessionInterface
+from tests.conftest import AuthActions
+from tests.test_forms_web import make_installer, make_people
+
+HOME = "/forms/acme/deal/new"
+
+
+@pytest.fixture
+def rep(app: Flask, tmp_path: Path, make_user) -> AuthActions:  # type: ignore[no-untyped-def]
+    make_people(app, make_user)
+    make_installer(app, tmp_path)()
+    auth = AuthActions(app.test_client())
+    assert auth.login("li.wei").status_code == 302
+    return auth
+
+
+def cookie(auth: AuthActions) -> str:
+    found = auth.client.get_cookie("session")
+    assert found is not None
+    return found.value
+
+
+def signed_in(auth: AuthActions) -> bool:
+    return auth.client.get(HOME).status_code == 200
+
+
+def later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
+    now = time.time() + seconds
+    monkeypatch.setattr(time, "time", lambda: now)
+
+
+def test_the_app_uses_the_remembering_interface(app: Flask) -> None:
+    assert isinstance(app.session_interface, KeptCookieSessionInterface)
+
+
+def test_a_changed_byte_is_refused_after_the_genuine_cookie_was_opened(
+    rep: AuthActions,
+) -> None:
+    assert signed_in(rep)  # the genuine cookie is now remembered
+    genuine = cookie(rep)
+    payload, _, signature = genuine.rpartition(".")
+    forged = f"{payload}.{('A' if signature[0] != 'A' else 'B')}{signature[1:]}"
+    rep.client.set_cookie("session", forged)
+    assert not signed_in(rep)
+    rep.client.set_cookie("session", genuine)
+    assert signed_in(rep)
+
+
+def test_an_expired_cookie_is_refused_though_remembered(
+    app: Flask, rep: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.permanent_session_lifetime = 600  # type: ignore[assignment]
+    assert signed_in(rep)
+    later(monkeypatch, 300)
+    assert signed_in(rep)
+    later(monkeypatch, 601)
+    assert not signed_in(rep)
+
+
+def test_a_cookie_sent_again_is_genuine_and_renewed_after_a_while(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = app.session_interface.get_signing_serializer(app)
+    plain = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert plain is not None
+    content = {"_user_id": "4:abc", "csrf_token": "f" * 40}
+    first = kept.dumps(content)
+    assert kept.dumps(dict(content)) == first  # the same content, signed moments ago
+    assert plain.loads(first) == content  # any worker accepts it
+    assert kept.dumps({**content, "_fresh": False}) != first
+    later(monkeypatch, REUSE_S + 1)
+    renewed = kept.dumps(content)
+    assert renewed != first and plain.loads(renewed) == content
