@@ -84,3 +84,32 @@ def test_a_cookie_sent_again_is_genuine_and_renewed_after_a_while(
     later(monkeypatch, REUSE_S + 1)
     renewed = kept.dumps(content)
     assert renewed != first and plain.loads(renewed) == content
+
+
+def test_a_cookie_signed_with_a_retired_key_is_signed_anew(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert old is not None
+    content = {"_user_id": "4:abc"}
+    from_client = old.dumps(content)
+    app.config["SECRET_KEY_FALLBACKS"] = [app.secret_key]
+    app.secret_key = "a new secret key, the old one retired"
+    kept = app.session_interface.get_signing_serializer(app)
+    assert kept.loads(from_client) == content  # still accepted under the fallback
+    resent = kept.dumps(content)
+    assert resent != from_client
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    current = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert current is not None and current.loads(resent) == content
+
+
+def test_a_short_session_lifetime_is_never_shortened_by_a_resent_cookie(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.permanent_session_lifetime = 30  # type: ignore[assignment]
+    kept = app.session_interface.get_signing_serializer(app)
+    content = {"_user_id": "4:abc"}
+    first = kept.dumps(content)
+    later(monkeypatch, 5)
+    assert kept.dumps(content) != first  # under 10 x REUSE_S of lifetime: always signed anew

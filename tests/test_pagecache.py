@@ -142,3 +142,24 @@ def test_the_language_switch_is_not_served_the_other_language(
     assert 'lang="zh"' in html and "保存" in html
     assert rep.post("/locale", {"locale": "en", "next": NEW_DEAL}).status_code == 302
     assert 'lang="en"' in page(rep)
+
+
+def test_a_query_string_is_served_afresh_and_not_kept(
+    app: Flask, reps: tuple[AuthActions, AuthActions]
+) -> None:
+    rep, _ = reps
+    for _ in range(2):
+        with renders(app) as rendered:
+            assert rep.client.get(f"{NEW_DEAL}?made-up=1").status_code == 200
+        assert "records/form.html" in rendered
+    assert not [k for k in pagecache._PAGES if "made-up" in str(k)]
+
+
+def test_the_prefix_the_app_is_mounted_under_gets_its_own_page(
+    reps: tuple[AuthActions, AuthActions],
+) -> None:
+    rep, _ = reps
+    under_a = rep.client.get(NEW_DEAL, environ_overrides={"SCRIPT_NAME": "/a"})
+    under_b = rep.client.get(NEW_DEAL, environ_overrides={"SCRIPT_NAME": "/b"})
+    assert 'action="/a/forms/acme/deal/new"' in under_a.get_data(as_text=True)
+    assert 'action="/b/forms/acme/deal/new"' in under_b.get_data(as_text=True)

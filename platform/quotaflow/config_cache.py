@@ -68,6 +68,13 @@ def config_stamp(session: Session) -> StampRead | None:
     return seen[0]
 
 
+def stamp_of(session: Session) -> Hashable | None:
+    """What a cache outside the memo keeps its entries under: the config stamp with the
+    database it was read from; None when this transaction changed the set-up itself."""
+    stamp = config_stamp(session)
+    return None if stamp is None else (stamp, session.info[STAMP][1])
+
+
 def _read_stamp(session: Session) -> StampRead:
     # Outside the session's transaction, on a connection in autocommit: a page served from
     # the memo then opens no transaction at all (on PostgreSQL a BEGIN and a COMMIT, two

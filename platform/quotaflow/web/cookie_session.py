@@ -8,8 +8,10 @@ signed last for each content:
 
 - opening a cookie seen before only checks its age (the signature was checked when it was
   first seen; the same string carries the same signature) and decodes the kept content;
-- saving content signed less than REUSE_S seconds ago sends that cookie again: it is as
-  valid as a new one, only up to REUSE_S seconds older.
+- saving content this process signed less than REUSE_S seconds ago (and under a tenth of
+  the session's lifetime) sends that cookie again: it is as valid as a new one, only that
+  much older. Cookies that came from clients are never sent back this way (one may have been
+  signed with a retired key, SECRET_KEY_FALLBACKS, and must be signed anew).
 
 A cookie never seen, changed by one byte, or past its age goes through itsdangerous as before.
 """
@@ -34,9 +36,10 @@ class _KeptSigner:
     """Stands in for the URLSafeTimedSerializer Flask's session interface asks for: the same
     `loads` and `dumps`, remembering what it verified and signed."""
 
-    def __init__(self, signer: URLSafeTimedSerializer, payload: Any) -> None:
+    def __init__(self, signer: URLSafeTimedSerializer, payload: Any, reuse_s: int) -> None:
         self._signer = signer
         self._payload = payload  # Flask's tagged JSON: kept content is decoded afresh each time
+        self._reuse_s = reuse_s
         self._opened: OrderedDict[str, tuple[str, int]] = OrderedDict()  # cookie: content, signed
         self._signed: OrderedDict[str, tuple[str, int]] = OrderedDict()  # content: cookie, signed
         self._lock = Lock()
@@ -47,26 +50,30 @@ class _KeptSigner:
         if kept is not None and 0 <= _age(kept[1]) <= (max_age if max_age is not None else _AGES):
             return self._payload.loads(kept[0])
         data, signed = self._signer.loads(cookie, max_age=max_age, return_timestamp=True)
-        self._keep(cookie, self._payload.dumps(data), int(signed.timestamp()))
+        with self._lock:
+            self._opened[cookie] = (self._payload.dumps(data), int(signed.timestamp()))
+            _trim(self._opened)
         return data
 
     def dumps(self, data: Any) -> str:
         content = self._payload.dumps(data)
         with self._lock:
             kept = self._signed.get(content)
-        if kept is not None and 0 <= _age(kept[1]) < REUSE_S:
+        if kept is not None and 0 <= _age(kept[1]) < self._reuse_s:
             return kept[0]
-        cookie = self._signer.dumps(data)
-        self._keep(cookie, content, int(time.time()))
-        return str(cookie)
-
-    def _keep(self, cookie: str, content: str, signed: int) -> None:
+        signed = int(time.time())  # read before signing: the age reckoned from it is never less
+        cookie = str(self._signer.dumps(data))
         with self._lock:
             self._opened[cookie] = (content, signed)
             self._signed[content] = (cookie, signed)
-            for kept in (self._opened, self._signed):
-                while len(kept) > KEPT:
-                    kept.popitem(last=False)
+            _trim(self._opened)
+            _trim(self._signed)
+        return cookie
+
+
+def _trim(kept: OrderedDict[str, tuple[str, int]]) -> None:
+    while len(kept) > KEPT:
+        kept.popitem(last=False)
 
 
 def _age(signed: int) -> int:
@@ -82,9 +89,12 @@ class KeptCookieSessionInterface(SecureCookieSessionInterface):
     def get_signing_serializer(self, app: Flask) -> Any:
         if not app.secret_key:
             return None
-        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        lifetime = int(app.permanent_session_lifetime.total_seconds())
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key, lifetime)
         found = self._signers.get(keys)
         if found is None:
             signer = super().get_signing_serializer(app)
-            found = self._signers[keys] = _KeptSigner(signer, self.serializer)  # type: ignore[arg-type]
+            reuse_s = min(REUSE_S, lifetime // 10)
+            found = _KeptSigner(signer, self.serializer, reuse_s)  # type: ignore[arg-type]
+            self._signers = {keys: found}  # only the current keys' signer is ever needed
         return found
