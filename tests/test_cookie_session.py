@@ -5,7 +5,6 @@ again for the same content is one any other worker (plain Flask) accepts."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -13,18 +12,9 @@ from flask.sessions import SecureCookieSessionInterface
 
 from quotaflow.web.cookie_session import REUSE_S, KeptCookieSessionInterface
 from tests.conftest import AuthActions
-from tests.test_forms_web import make_installer, make_people
+from tests.test_config_cache import rep  # noqa: F401  (a fixture: li.wei signed in)
 
 HOME = "/forms/acme/deal/new"
-
-
-@pytest.fixture
-def rep(app: Flask, tmp_path: Path, make_user) -> AuthActions:  # type: ignore[no-untyped-def]
-    make_people(app, make_user)
-    make_installer(app, tmp_path)()
-    auth = AuthActions(app.test_client())
-    assert auth.login("li.wei").status_code == 302
-    return auth
 
 
 def cookie(auth: AuthActions) -> str:
@@ -47,7 +37,7 @@ def test_the_app_uses_the_remembering_interface(app: Flask) -> None:
 
 
 def test_a_changed_byte_is_refused_after_the_genuine_cookie_was_opened(
-    rep: AuthActions,
+    rep: AuthActions,  # noqa: F811
 ) -> None:
     assert signed_in(rep)  # the genuine cookie is now remembered
     genuine = cookie(rep)
@@ -60,7 +50,9 @@ def test_a_changed_byte_is_refused_after_the_genuine_cookie_was_opened(
 
 
 def test_an_expired_cookie_is_refused_though_remembered(
-    app: Flask, rep: AuthActions, monkeypatch: pytest.MonkeyPatch
+    app: Flask,
+    rep: AuthActions,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app.permanent_session_lifetime = 600  # type: ignore[assignment]
     assert signed_in(rep)
