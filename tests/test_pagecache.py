@@ -163,3 +163,12 @@ def test_the_prefix_the_app_is_mounted_under_gets_its_own_page(
     under_b = rep.client.get(NEW_DEAL, environ_overrides={"SCRIPT_NAME": "/b"})
     assert 'action="/a/forms/acme/deal/new"' in under_a.get_data(as_text=True)
     assert 'action="/b/forms/acme/deal/new"' in under_b.get_data(as_text=True)
+
+
+def test_a_message_is_escaped_in_a_kept_page(reps: tuple[AuthActions, AuthActions]) -> None:
+    rep, _ = reps
+    page(rep)
+    with rep.client.session_transaction() as cookie:
+        cookie["_flashes"] = [("success", "<script>alert(1)</script> saved")]
+    html = page(rep)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; saved" in html and "<script>alert" not in html
