@@ -29,7 +29,6 @@ from itsdangerous import URLSafeTimedSerializer
 
 KEPT = 4096  # cookies (and contents) remembered; past it the oldest go
 REUSE_S = 60  # a cookie signed this recently is sent again for the same content
-_AGES = 2**62  # no age limit
 
 
 class _KeptSigner:
@@ -47,8 +46,10 @@ class _KeptSigner:
     def loads(self, cookie: str, max_age: int | None = None) -> Any:
         with self._lock:
             kept = self._opened.get(cookie)
-        if kept is not None and 0 <= _age(kept[1]) <= (max_age if max_age is not None else _AGES):
-            return self._payload.loads(kept[0])
+        if kept is not None:
+            age = _age(kept[1])  # refused as itsdangerous would: from the future, or too old
+            if age >= 0 and (max_age is None or age <= max_age):
+                return self._payload.loads(kept[0])
         data, signed = self._signer.loads(cookie, max_age=max_age, return_timestamp=True)
         with self._lock:
             self._opened[cookie] = (self._payload.dumps(data), int(signed.timestamp()))
