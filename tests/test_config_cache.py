@@ -6,6 +6,7 @@ one."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 
 from quotaflow import config_cache, create_app, db
@@ -60,12 +61,19 @@ def statements(app: Flask) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", log)
 
 
-def test_a_repeated_page_reads_the_stamp_not_the_set_up(app: Flask, rep: AuthActions) -> None:
+def test_a_repeated_page_reads_the_stamp_not_the_set_up(
+    app: Flask, rep: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    stamps_read: list[object] = []  # (on PostgreSQL on a connection outside the engine's pool)
+    read_stamp = config_cache._read_stamp
+    monkeypatch.setattr(
+        config_cache, "_read_stamp", lambda s: stamps_read.append(read_stamp(s)) or stamps_read[-1]
+    )
     with statements(app) as seen:
         assert rep.client.get("/forms/acme/deal/new").status_code == 200
     read = [" ".join(s.lower().split()) for s in seen]
-    assert any("from config_changes" in s for s in read)
+    assert len(stamps_read) == 1
     # (the form's user and reference fields still read the people and deals it offers)
     assert not [s for s in read if re.search(r"from users where users.id = \S+$", s)]
     assert not [s for s in read if "from pack_versions" in s]
@@ -164,3 +172,66 @@ def test_a_database_made_again_under_the_same_url_is_not_the_old_one(tmp_path: P
         Path(f"{tmp_path / 'again.db'}{suffix}").unlink(missing_ok=True)
     names.append(first_user_name())
     assert names == ["user0", "user1"]
+
+
+# --- PostgreSQL: the stamp is read on a connection of its own -----------------------------------
+
+
+def _reader_backend(app: Flask) -> int:
+    engine = app.extensions["quotaflow.sessions"].kw["bind"]
+    return int(config_cache._reader(engine).newest_backend_pid())
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_stamp_connection_ended_by_the_server_is_replaced_without_an_error(
+    app: Flask, rep: AuthActions, other_worker: Flask, db_url: str
+) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    ended = _reader_backend(app)
+    admin = db.make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # as a server restart or an idle timeout would
+        assert conn.execute(select(func.pg_terminate_backend(ended))).scalar()
+    admin.dispose()
+    with db.transaction(other_worker.extensions["quotaflow.sessions"]) as session:
+        session.scalars(select(User).where(User.username == "li.wei")).one().is_active = False
+    response = rep.client.get("/forms/acme/deal/new")  # the change is seen, not a 500
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert _reader_backend(app) != ended
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_disposing_the_engine_closes_the_stamp_connection(
+    app: Flask, rep: AuthActions, db_url: str
+) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    pid = _reader_backend(app)
+    app.extensions["quotaflow.sessions"].kw["bind"].dispose()
+    admin = db.make_engine(db_url)
+    with admin.connect() as conn:
+        alive = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar()
+    admin.dispose()
+    assert alive == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_forked_worker_reads_the_stamp_on_its_own_connection(
+    app: Flask, rep: AuthActions
+) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    parent = _reader_backend(app)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # as gunicorn forks workers from a master that may have read it
+        try:
+            os.write(write, str(_reader_backend(app)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    in_child = int(os.read(read, 32) or b"0")
+    os.close(read)
+    assert in_child not in (0, parent)
+    assert _reader_backend(app) == parent  # the parent's connection still works
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200

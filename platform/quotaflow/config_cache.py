@@ -17,6 +17,8 @@ memo until it ends (what it sees may yet be rolled back).
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable, Hashable
 from datetime import datetime
 from threading import Lock
@@ -76,34 +78,89 @@ def stamp_of(session: Session) -> Hashable | None:
 
 
 def _read_stamp(session: Session) -> StampRead:
-    # Outside the session's transaction, on a connection in autocommit: a page served from
-    # the memo then opens no transaction at all (on PostgreSQL a BEGIN and a COMMIT, two
-    # round trips, saved). Read before anything it vouches for, so those reads are as new.
-    # A constant statement: the ORM's per-statement work cost more than the query itself.
-    # Sound because every later read sees data committed at least as late: both databases
-    # run at read committed here (PostgreSQL's default; pysqlite reads outside a transaction).
+    # Outside the session's transaction: a page served from the memo then opens no
+    # transaction at all (on PostgreSQL a BEGIN and a COMMIT, two round trips, saved). Read
+    # before anything it vouches for, so those reads are as new. Sound because every later
+    # read sees data committed at least as late: both databases run at read committed here
+    # (PostgreSQL's default; pysqlite reads outside a transaction).
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":  # pysqlite opens no transaction to read anyway
         row = session.connection().exec_driver_sql(NEWEST).first()
     else:
-        with _autocommit(bind).connect() as conn:
-            row = conn.exec_driver_sql(NEWEST).first()
+        row = _reader(bind).newest()
     return (row[0], str(row[1])) if row else (0, None)
 
 
-_AUTOCOMMIT: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+class _StampReader:
+    """A PostgreSQL connection of the engine's own, outside its pool, in autocommit, that
+    reads the stamp and nothing else. Borrowing a pooled connection and switching it to
+    autocommit and back cost a fifth of a served-from-memo page's time, in Python alone."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = weakref.ref(engine)  # the engine holds its reader, not the reverse
+        self._errors = engine.dialect.loaded_dbapi.OperationalError
+        self._lock = Lock()
+        self._conn: Any = None
+        self._pid = 0
+        event.listen(engine, "engine_disposed", self._on_dispose)
+
+    def newest(self) -> Any:
+        with self._lock:
+            try:
+                return self._connection().execute(NEWEST, prepare=True).fetchone()
+            except self._errors:
+                # Reading the stamp changes nothing, so one more try on a new connection is
+                # safe; its server may have restarted while it sat idle.
+                self._close()
+                return self._connection().execute(NEWEST, prepare=True).fetchone()
+
+    def newest_backend_pid(self) -> int:
+        """The server process the stamp is read on (for tests and diagnostics)."""
+        self.newest()
+        with self._lock:
+            return int(self._connection().info.backend_pid)
+
+    def _connection(self) -> Any:
+        if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
+            self._conn = None  # a forked child never touches its parent's socket
+        if self._conn is None:
+            pooled = self._engine().raw_connection()
+            self._conn, self._pid = pooled.driver_connection, os.getpid()
+            pooled.detach()  # closed with this reader, not returned to the pool
+            self._conn.autocommit = True
+        return self._conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+
+    def _on_dispose(self, _engine: Any) -> None:
+        with self._lock:
+            self._close()
 
 
-def _autocommit(bind: Any) -> Any:
+_READERS: WeakKeyDictionary[Any, _StampReader] = WeakKeyDictionary()
+
+
+def _reader(bind: Any) -> _StampReader:
     engine = getattr(bind, "engine", bind)
-    found = _AUTOCOMMIT.get(engine)
+    found = _READERS.get(engine)
     if found is None:
-        found = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+        with _LOCK:
+            found = _READERS.get(engine) or _READERS.setdefault(engine, _StampReader(engine))
     return found
 
 
+_DATABASES: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
+
+
 def _database(session: Session) -> str:
-    return session.get_bind().url.render_as_string(hide_password=False)
+    engine: Any = session.get_bind().engine
+    found = _DATABASES.get(engine)
+    if found is None:
+        found = _DATABASES[engine] = engine.url.render_as_string(hide_password=False)
+    return found
 
 
 def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
