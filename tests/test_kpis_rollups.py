@@ -12,7 +12,23 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotaflow import db
@@ -59,10 +75,10 @@ def _figures(world: World, session: Session, *, use: bool) -> dict[Any, Any]:
     )
     kpis = list(active_pack(session, world.pack_id).kpis)
     out = {}
-    for text in PERIODS:
+    for period in PERIODS:
         for by in ("rep", "team", "company"):
-            for kpi, found in engine.compute(kpis, parse_period(text), by).items():  # type: ignore[arg-type]
-                out[(text, by, kpi)] = dict(found.values)
+            for kpi, found in engine.compute(kpis, parse_period(period), by).items():  # type: ignore[arg-type]
+                out[(period, by, kpi)] = dict(found.values)
     months = [parse_period(f"2025-{m:02d}") for m in range(6, 10)]
     for (by, i), figures in engine.compute_series(kpis, months, ["rep", "team"]).items():
         for kpi, found in figures.items():
@@ -360,3 +376,33 @@ def test_a_rebuild_and_a_writer_at_the_same_time_leave_them_exact(world: World, 
         rollups.rebuild(session, active_pack(session, world.pack_id))
     with world.session() as session:
         assert _rows(session) == maintained
+
+
+def test_a_delta_statement_kept_for_the_driver_sends_what_sqlalchemy_sent(
+    db_engine: Engine,
+) -> None:
+    """The kept SQL (SQLite: `?` per id, PostgreSQL: `$n` and one array) writes the same row
+    as SQLAlchemy's first run, with a parameter used twice and a literal percent sign."""
+    dialect = db_engine.dialect.name
+    numbers = union_all(*(select(literal_column(str(n)).label("x")) for n in (7, 8, 9))).subquery()
+    if dialect == "postgresql":
+        chosen = numbers.c.x == func.any(bindparam("qf_ids", type_=ARRAY(BigInteger)))
+    else:
+        chosen = numbers.c.x.in_(bindparam("qf_ids", expanding=True))
+    twice, once = bindparam("word", "ab", type_=String), bindparam("other", "cd", type_=String)
+    written = table("kept_probe", column("n"), column("s"))
+    statement = insert(written).from_select(
+        ["n", "s"],
+        select(func.count(), twice + literal_column("'%'", String) + once + twice).where(chosen),
+    )
+    key = ("probe", "form", +1)
+    kept_under = (*key, dialect, 2 if dialect == "sqlite" else None)
+    rollups._SQL.pop(kept_under, None)
+    with db_engine.begin() as conn:
+        conn.execute(text("CREATE TEMPORARY TABLE kept_probe (n INTEGER, s TEXT)"))
+        assert rollups._run_compiled(conn, statement, key, [7, 8])  # through SQLAlchemy
+        assert rollups._SQL[kept_under] is not None
+        assert rollups._run_compiled(conn, statement, key, [7, 8])  # the kept SQL
+        rows = conn.execute(text("SELECT n, s FROM kept_probe")).all()
+    rollups._SQL.pop(kept_under, None)
+    assert rows == [(2, "ab%cdab"), (2, "ab%cdab")]

@@ -24,6 +24,7 @@ not seen: run `quotaflow kpi rollups --rebuild` after them.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -230,42 +231,54 @@ def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) ->
 
 @dataclass(frozen=True)
 class _DeltaSql:
-    """The delta statement as SQLite's driver gets it, for a given number of ids."""
+    """The delta statement as the driver gets it. SQLite: `?` placeholders, one per id, so
+    kept per number of ids. PostgreSQL: numbered `$n` placeholders, the ids one array."""
 
     text: str
-    names: tuple[str, ...]  # the positional parameters in order; "qf_ids" stands for the ids
+    names: tuple[str, ...]  # the parameters in order; "qf_ids" stands for the ids
     constants: dict[str, Any]
+    ids_as_array: bool
 
     def parameters(self, ids: list[int]) -> tuple[Any, ...]:
         out: list[Any] = []
         for name in self.names:
-            out += ids if name == "qf_ids" else [self.constants[name]]
+            if name != "qf_ids":
+                out.append(self.constants[name])
+            elif self.ids_as_array:
+                out.append(ids)
+            else:
+                out += ids
         return tuple(out)
 
 
-# Executing the SQLAlchemy statement spent more on its cache key (a 10 kB statement, walked
-# on every call) than SQLite spent running it: 0.38 -> 0.14 ms a save. So on SQLite the SQL a
-# save's delta sends is kept per (pack content, form, sign, number of ids) and sent as is; on
-# PostgreSQL the server's share dominates and no difference showed above the noise. The first
-# run goes through SQLAlchemy, and its SQL is kept only if the parameters built here equal the
-# ones SQLAlchemy sent (a constant it had to convert keeps the general path).
+# Executing the SQLAlchemy statement spent more on its cache key (a 5-10 kB statement,
+# walked on every call) than the database spent running it: on SQLite 0.38 -> 0.14 ms a save.
+# On PostgreSQL psycopg also parsed its placeholders on every call (it keeps the parse of
+# statements under 4 kB only): 0.14 ms of a save's 2.3 in the worker. So the SQL a save's
+# delta sends is kept per (pack content, form, sign, dialect, number of ids on SQLite) and
+# sent as is; on PostgreSQL with numbered placeholders, which psycopg's RawCursor passes
+# through unparsed. The first run goes through SQLAlchemy, and its SQL is kept only if the
+# parameters built here equal the ones SQLAlchemy sent (a constant it had to convert keeps
+# the general path).
 _SQL: dict[tuple[Any, ...], _DeltaSql | None] = {}
 _FEW = 8  # ids; imports take the general path
+_NAMED = re.compile(r"%%|%\((\w+)\)s")  # psycopg's named placeholders and escaped percent
 
 
 def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: list[int]) -> bool:
     """Run the delta for a few records from its kept SQL; False when it must take the general
-    path (PostgreSQL, many ids, or SQL that could not be kept)."""
-    full = (*key, len(ids))
-    if connection.dialect.name != "sqlite" or len(ids) > _FEW:
+    path (many ids, or SQL that could not be kept)."""
+    dialect = connection.dialect.name
+    if dialect not in ("sqlite", "postgresql") or len(ids) > _FEW:
         return False
+    full = (*key, dialect, len(ids) if dialect == "sqlite" else None)
     if full in _SQL and _SQL[full] is None:
         return False
     kept = _SQL.get(full)
     if kept is not None:
         # straight to the driver: SQLAlchemy's own per-call work was the cost. This runs
         # under the writers' lock (_packs_with_sets took it), after the save's first write.
-        connection.connection.dbapi_connection.execute(kept.text, kept.parameters(ids))
+        _send(connection.connection.dbapi_connection, kept, ids)
         connection.info[WROTE] = True
         return True
     sent: list[tuple[str, Any]] = []
@@ -278,12 +291,44 @@ def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: li
         connection.execute(statement, {"qf_ids": list(ids)})
     finally:
         event.remove(connection, "before_cursor_execute", keep)
-    compiled = statement.compile(dialect=connection.dialect)
-    constants = {k: v for k, v in compiled.params.items() if k != "qf_ids"}
-    candidate = _DeltaSql(sent[0][0], tuple(compiled.positiontup or ()), constants)
-    matches = len(sent) == 1 and list(candidate.parameters(ids)) == list(sent[0][1])
-    _SQL[full] = candidate if matches else None
+    _SQL[full] = _kept_sql(connection.dialect, statement, sent, ids)
     return True
+
+
+def _kept_sql(
+    dialect: Any, statement: Any, sent: list[tuple[str, Any]], ids: list[int]
+) -> _DeltaSql | None:
+    """What to send next time, if it provably sends what SQLAlchemy just did; else None."""
+    if len(sent) != 1:
+        return None
+    sql, params = sent[0]
+    compiled = statement.compile(dialect=dialect)
+    constants = {k: v for k, v in compiled.params.items() if k != "qf_ids"}
+    if dialect.name == "sqlite":
+        candidate = _DeltaSql(sql, tuple(compiled.positiontup or ()), constants, False)
+        return candidate if list(candidate.parameters(ids)) == list(params) else None
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    candidate = _DeltaSql(_NAMED.sub(number, sql), tuple(names), constants, True)
+    built = dict(zip(candidate.names, candidate.parameters(ids), strict=True))
+    return candidate if built == dict(params) else None
+
+
+def _send(dbapi_connection: Any, kept: _DeltaSql, ids: list[int]) -> None:
+    if not kept.ids_as_array:
+        dbapi_connection.execute(kept.text, kept.parameters(ids))
+        return
+    from psycopg import RawCursor
+
+    with RawCursor(dbapi_connection) as cursor:
+        cursor.execute(kept.text, kept.parameters(ids))
 
 
 # Built once per (pack content, form, sign, dialect): building SQLAlchemy statements
