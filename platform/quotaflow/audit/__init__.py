@@ -7,6 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from quotaflow.appended import append_rows
 from quotaflow.audit.models import AuditEvent
 from quotaflow.timeutil import utcnow
 
@@ -23,16 +24,14 @@ def record_event(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Write an audit event in the session's transaction; it commits or rolls back with the
-    change. An insert-only row: written at once, past the unit of work (a save's costliest
-    part), so it must not refer to objects the session has not flushed yet."""
-    session.connection().execute(
-        AUDIT_LOG.insert(),
-        {
-            "at": utcnow(),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "details": details or {},
-        },
-    )
+    change. An insert-only row, written past the unit of work (a save's costliest part), so
+    it must not refer to objects the session has not flushed yet."""
+    row = {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "details": details or {},
+    }
+    append_rows(session, AUDIT_LOG, [row])

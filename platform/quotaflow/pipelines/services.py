@@ -11,6 +11,7 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from quotaflow.appended import append_rows
 from quotaflow.audit import record_event
 from quotaflow.db import insert_many
 from quotaflow.errors import QuotaflowError
@@ -241,8 +242,8 @@ def record_first_stages(
     ]  # fmt: skip
     if len(rows) >= 100:  # an import: COPY on PostgreSQL
         insert_many(session, STAGE_MOVES, rows)
-    elif rows:  # a save: one plain INSERT, past the unit of work (the records are flushed)
-        session.connection().execute(STAGE_MOVES.insert(), rows)
+    else:  # a save: a plain INSERT, past the unit of work (the records are flushed)
+        append_rows(session, STAGE_MOVES, rows)
 
 
 # --- approvals -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from quotaflow.appended import appended_together
 from quotaflow.errors import QuotaflowError
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import Capability, capabilities_of
@@ -138,18 +139,19 @@ def move(record_id: int) -> ResponseReturnValue:
     may_reopen = bool(held & {Capability.ADMIN, Capability.MANAGER})
     back = request.form.get("back") or url_for("pipelines.board", pipeline_id=pipeline_id)
     try:
-        result = move_record(
-            session,
-            pack,
-            record_id,
-            to_stage,
-            actor=current_user,
-            expected_version=int(request.form.get("version", "0") or 0),
-            extra=extra,
-            may_reopen=may_reopen,
-            locale=_locale(),
-            today=_today(),
-        )
+        with appended_together(session):  # its history, stage move and audit rows
+            result = move_record(
+                session,
+                pack,
+                record_id,
+                to_stage,
+                actor=current_user,
+                expected_version=int(request.form.get("version", "0") or 0),
+                extra=extra,
+                may_reopen=may_reopen,
+                locale=_locale(),
+                today=_today(),
+            )
         session.commit()
     except MoveRefused as exc:
         session.rollback()

@@ -12,6 +12,7 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from quotaflow.appended import append_rows
 from quotaflow.db import insert_many
 from quotaflow.errors import QuotaflowError
 from quotaflow.kpis import cache, rollups
@@ -252,18 +253,21 @@ def add_history(
     *,
     at: datetime | None = None,
 ) -> None:
-    """One entry of the record's timeline: what changed (old -> new), who, when. Written at
-    once, past the unit of work (insert-only rows need none): the record must be flushed."""
-    session.connection().execute(
-        HISTORY.insert(),
-        {
-            "record_id": record.id,
-            "version_no": record.version_no,
-            "action": action,
-            "changed_by": actor_id,
-            "changed_at": at or utcnow(),
-            "changes": changes,
-        },
+    """One entry of the record's timeline: what changed (old -> new), who, when. Written
+    past the unit of work (insert-only rows need none): the record must be flushed."""
+    append_rows(
+        session,
+        HISTORY,
+        [
+            {
+                "record_id": record.id,
+                "version_no": record.version_no,
+                "action": action,
+                "changed_by": actor_id,
+                "changed_at": at or utcnow(),
+                "changes": changes,
+            }
+        ],
     )
 
 

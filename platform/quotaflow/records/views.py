@@ -19,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from quotaflow.appended import appended_together
 from quotaflow.audit import record_event
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import evaluate_form
@@ -125,16 +126,17 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
     team_id = team_on(session, current_user.id, local_today())
     form = pack.forms[form_id]
     amount, record_date = _columns(form, page.state.values)
-    record = create_record(
-        session, pack_id=pack.id, pack_version_id=version_id, form_id=form_id,
-        owner_id=current_user.id, team_id=team_id,
-        values=_stored(page.state.values), actor_id=current_user.id, stage=stage,
-        amount=amount, record_date=record_date or local_today(),
-    )  # fmt: skip
-    pipeline_id = pipeline_of(pack, form_id)
-    if pipeline_id and stage:
-        record_first_stage(session, record, pipeline_id, current_user.id)
-    _audit(session, "record_create", record)
+    with appended_together(session):  # its history, first stage and audit rows
+        record = create_record(
+            session, pack_id=pack.id, pack_version_id=version_id, form_id=form_id,
+            owner_id=current_user.id, team_id=team_id,
+            values=_stored(page.state.values), actor_id=current_user.id, stage=stage,
+            amount=amount, record_date=record_date or local_today(),
+        )  # fmt: skip
+        pipeline_id = pipeline_of(pack, form_id)
+        if pipeline_id and stage:
+            record_first_stage(session, record, pipeline_id, current_user.id)
+        _audit(session, "record_create", record)
     session.commit()
     flash(_("Saved."), "success")
     return redirect(url_for("records.view", record_id=record.id))
@@ -298,16 +300,17 @@ def update(record_id: int) -> ResponseReturnValue:
     session = request_session()
     amount, record_date = _columns(page.form, page.state.values)
     try:
-        update_record(
-            session, record.id, values=_stored(page.state.values), actor_id=current_user.id,
-            expected_version=expected, pack_version_id=version_id, amount=amount,
-            record_date=record_date,
-        )  # fmt: skip
+        with appended_together(session):  # its history and audit rows
+            update_record(
+                session, record.id, values=_stored(page.state.values),
+                actor_id=current_user.id, expected_version=expected,
+                pack_version_id=version_id, amount=amount, record_date=record_date,
+            )  # fmt: skip
+            _audit(session, "record_update", record)
     except EditConflict as exc:
         return _conflict(page, exc), 409
     except RecordNotFound:
         abort(404)
-    _audit(session, "record_update", record)
     session.commit()
     flash(_("Saved."), "success")
     return redirect(url_for("records.view", record_id=record.id))
@@ -342,8 +345,9 @@ def delete(record_id: int) -> ResponseReturnValue:
     if record.deleted_at is None:
         record = record_or_404(record_id, edit=True)
         session = request_session()
-        delete_record(session, record, actor_id=current_user.id)
-        _audit(session, "record_delete", record)
+        with appended_together(session):
+            delete_record(session, record, actor_id=current_user.id)
+            _audit(session, "record_delete", record)
         session.commit()
         flash(_("Deleted. A manager can restore it."), "success")
     return redirect(url_for("records.index", pack_id=record.pack_id, form_id=record.form_id))
@@ -358,8 +362,9 @@ def restore(record_id: int) -> ResponseReturnValue:
         abort(403)
     if record.deleted_at is not None:
         session = request_session()
-        restore_record(session, record, actor_id=current_user.id)
-        _audit(session, "record_restore", record)
+        with appended_together(session):
+            restore_record(session, record, actor_id=current_user.id)
+            _audit(session, "record_restore", record)
         session.commit()
         flash(_("Restored."), "success")
     return redirect(url_for("records.view", record_id=record.id))

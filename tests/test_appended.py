@@ -1,0 +1,94 @@
+"""Insert-only rows (history, stage moves, audit) held in a block and written together when
+it ends — on PostgreSQL in one round trip past SQLAlchemy — land exactly as SQLAlchemy would
+have written them, commit and roll back with their transaction, and fail as SQLAlchemy
+errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import exc, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from quotaflow import db
+from quotaflow.appended import append_rows, appended_together
+from quotaflow.audit import AUDIT_LOG
+from quotaflow.audit.models import AuditEvent
+from quotaflow.pipelines.services import STAGE_MOVES
+
+AT = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
+
+
+def _event(n: int, **details: object) -> dict[str, object]:
+    return {"at": AT, "actor": f"rep{n}", "action": "probe", "object_type": "record",
+            "object_id": str(n), "details": details}  # fmt: skip
+
+
+def _events(session: Session) -> list[tuple[str, dict[str, object], datetime]]:
+    rows = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
+    return [(e.actor, e.details, e.at.replace(tzinfo=e.at.tzinfo or UTC)) for e in rows]
+
+
+def test_rows_appended_in_a_block_are_written_when_it_ends_as_sqlalchemy_writes_them(
+    sessions: sessionmaker[Session],
+) -> None:
+    with db.transaction(sessions) as session:
+        append_rows(session, AUDIT_LOG, [_event(0, note="at once")])  # outside: written now
+        with appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(1, a=[1, "x"], b={"c": None})])
+            with appended_together(session):  # a nested block joins the outer one
+                append_rows(session, AUDIT_LOG, [_event(2), _event(3, q="it's 50% \\ done")])
+            count = session.scalar(select(func.count()).select_from(AuditEvent))
+            assert count == 1  # held until the outer block ends
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 4
+    with sessions() as session:
+        assert _events(session) == [
+            ("rep0", {"note": "at once"}, AT),
+            ("rep1", {"a": [1, "x"], "b": {"c": None}}, AT),
+            ("rep2", {}, AT),
+            ("rep3", {"q": "it's 50% \\ done"}, AT),
+        ]
+
+
+def test_rows_of_a_block_that_fails_are_not_written(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        with pytest.raises(ZeroDivisionError), appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(1)])
+            _ = 1 / 0
+        with appended_together(session):  # the next block starts empty
+            append_rows(session, AUDIT_LOG, [_event(2)])
+        session.commit()
+        assert [actor for actor, _d, _at in _events(session)] == ["rep2"]
+
+
+def test_appended_rows_roll_back_with_their_transaction(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        with appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(1)])
+        session.rollback()
+        assert _events(session) == []
+
+
+def test_a_column_left_out_gets_its_default_as_through_sqlalchemy(
+    sessions: sessionmaker[Session],
+) -> None:
+    row = {"actor": "rep1", "action": "probe", "object_type": "record", "object_id": "1"}
+    with db.transaction(sessions) as session, appended_together(session):
+        append_rows(session, AUDIT_LOG, [row])
+    with sessions() as session:
+        [(actor, details, at)] = _events(session)
+        assert (actor, details) == ("rep1", {}) and at.year >= 2026
+
+
+def test_a_row_the_database_refuses_fails_as_a_sqlalchemy_error_and_writes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    missing_record = {"record_id": 999_999, "pipeline_id": "p", "from_stage": None,
+                      "to_stage": "won", "moved_by": None, "moved_at": AT}  # fmt: skip
+    with sessions() as session:
+        with pytest.raises(exc.IntegrityError), appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(1)])
+            append_rows(session, STAGE_MOVES, [missing_record])
+        session.rollback()
+        assert _events(session) == []
