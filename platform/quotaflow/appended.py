@@ -1,15 +1,15 @@
 """Insert-only rows written past the unit of work: history, stage moves, audit events.
 
 Nothing reads them back in the transaction that writes them, so a save may hold them and
-send them together when it is done (`appended_together`): on PostgreSQL in one round trip
-(psycopg's pipeline mode), where one INSERT each cost a round trip and SQLAlchemy's
-per-statement work each — together a tenth of a deal save in the worker. Outside such a
-block `append_rows` writes at once, as before. Either way the rows commit or roll back with
-the transaction they were written in.
-"""
+send them together when it is done (`appended_together`): on PostgreSQL as one statement
+(one multi-row INSERT per table, all but one in data-modifying WITH queries), where one
+INSERT each cost a round trip and SQLAlchemy's per-statement work each. Outside such a block
+`append_rows` writes at once. Either way the rows commit or roll back with the transaction
+they were written in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from quotaflow.db import WROTE
 
 PENDING = "quotaflow.appended_rows"  # session.info: rows held until the block ends
 Rows = list[Mapping[str, Any]]
+MAX_PARAMETERS = 10_000  # in one statement (PostgreSQL takes 65,535); more go one table each
 
 
 def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -61,34 +62,65 @@ def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
-    sent = [(_kept_insert(connection, table, tuple(rows[0])), rows) for table, rows in batches]
-    if any(kept is None for kept, _rows in sent):  # a column with a Python-side default
+    groups: dict[_KeptInsert, Rows] = {}  # one multi-row INSERT per table: ids in order
+    for table, rows in batches:
+        kept = _kept_insert(connection, table, tuple(rows[0]))
+        if kept is None:  # a column left to a Python-side default: SQLAlchemy fills it in
+            groups.clear()
+            break
+        groups.setdefault(kept, []).extend(rows)
+    if not groups or sum(len(rows) * len(rows[0]) for rows in groups.values()) > MAX_PARAMETERS:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
+    sql = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
+    parameters = {
+        f"q{i}_{j}_{name}": value
+        for i, (kept, rows) in enumerate(groups.items())
+        for j, row in enumerate(rows)
+        for name, value in kept.parameters(row).items()
+    }
     driver = connection.connection.driver_connection
     assert driver is not None
-    statement = ""
     try:
-        with driver.pipeline(), driver.cursor() as cursor:
-            for kept, rows in sent:
-                assert kept is not None
-                statement = kept.sql
-                for row in rows:
-                    cursor.execute(kept.sql, kept.parameters(row))
+        with driver.cursor() as cursor:
+            cursor.execute(sql, parameters)
     except connection.dialect.loaded_dbapi.Error as error:
         # as SQLAlchemy would have raised it, so callers and error pages see one kind
         raise exc.DBAPIError.instance(
-            statement, None, error, connection.dialect.loaded_dbapi.Error
+            sql, parameters, error, connection.dialect.loaded_dbapi.Error
         ) from error
     connection.info[WROTE] = True
 
 
-@dataclass(frozen=True)
-class _KeptInsert:
-    """An INSERT as SQLAlchemy compiles it for psycopg, with its columns' bind processors."""
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_TOGETHER: dict[tuple[tuple[_KeptInsert, int], ...], str] = {}
 
-    sql: str
+
+def _together(inserts: tuple[tuple[_KeptInsert, int], ...]) -> str:
+    """One statement of several INSERTs (each of that many rows): all but the last as
+    data-modifying WITH queries, which PostgreSQL runs to completion whether or not the main
+    statement reads them (in no set order: so each table gets one INSERT, its rows in the
+    order given). The parameter `name` of row j of the i-th is q{i}_{j}_name."""
+    found = _TOGETHER.get(inserts)
+    if found is None:
+        parts = [
+            kept.head
+            + ", ".join(_PLACEHOLDER.sub(rf"%(q{i}_{j}_\1)s", kept.row) for j in range(count))
+            for i, (kept, count) in enumerate(inserts)
+        ]
+        withs = ", ".join(f"q{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+        found = _TOGETHER[inserts] = f"WITH {withs} {parts[-1]}" if withs else parts[-1]
+    return found
+
+
+@dataclass(frozen=True, eq=False)  # one per (table, columns): compared by identity
+class _KeptInsert:
+    """An INSERT as SQLAlchemy compiles it for psycopg ("INSERT INTO t (a, b) VALUES " and
+    "(%(a)s, %(b)s::JSONB)"), with its columns' bind processors."""
+
+    head: str
+    row: str
     processors: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
     def parameters(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,18 +130,24 @@ class _KeptInsert:
 _KEPT: dict[tuple[Any, ...], _KeptInsert | None] = {}
 
 
-def _kept_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> Any:
+def _kept_insert(
+    connection: Connection, table: Table, columns: tuple[str, ...]
+) -> _KeptInsert | None:
     """The INSERT of these columns as the driver gets it; None when SQLAlchemy would add
     parameters of its own (a Python-side default), which only its own execution fills in."""
     dialect = connection.dialect
     key = (table, columns, dialect.name, dialect.driver)
     if key not in _KEPT:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
-        if set(compiled.params) != set(columns):
+        compiled = insert(table).compile(  # (as for executemany: no RETURNING of the id)
+            dialect=dialect, column_keys=list(columns), for_executemany=True
+        )
+        head, values, row = compiled.string.partition(" VALUES ")
+        one_row = row.startswith("(") and row.endswith(")") and " RETURNING " not in row
+        if set(compiled.params) != set(columns) or not values or not one_row:
             _KEPT[key] = None
         else:
             processors = tuple(
                 (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in columns
             )
-            _KEPT[key] = _KeptInsert(compiled.string, processors)
+            _KEPT[key] = _KeptInsert(head + values, row, processors)
     return _KEPT[key]
