@@ -19,7 +19,7 @@ from sqlalchemy import Table, exc, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from quotaflow.db import WROTE
+from quotaflow.db import WROTE, wait_to_write
 
 PENDING = "quotaflow.appended_rows"  # session.info: rows held until the block ends
 Rows = list[Mapping[str, Any]]
@@ -58,11 +58,7 @@ def appended_together(session: Session) -> Iterator[None]:
 
 
 def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
-    if connection.dialect.name != "postgresql":
-        for table, rows in batches:
-            connection.execute(insert(table), rows)
-        return
-    groups: dict[_KeptInsert, Rows] = {}  # one multi-row INSERT per table: ids in order
+    groups: dict[_KeptInsert, Rows] = {}  # one INSERT per table and columns: ids in order
     for table, rows in batches:
         kept = _kept_insert(connection, table, tuple(rows[0]))
         if kept is None:  # a column left to a Python-side default: SQLAlchemy fills it in
@@ -73,23 +69,29 @@ def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
-    sql = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
-    parameters = {
-        f"q{i}_{j}_{name}": value
-        for i, (kept, rows) in enumerate(groups.items())
-        for j, row in enumerate(rows)
-        for name, value in kept.parameters(row).items()
-    }
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    driver: Any = connection.connection.driver_connection
+    dbapi = connection.dialect.loaded_dbapi
+    statement: str = ""
+    parameters: Any = None
     try:
-        with driver.cursor() as cursor:
-            cursor.execute(sql, parameters)
-    except connection.dialect.loaded_dbapi.Error as error:
+        if connection.dialect.name == "postgresql":
+            statement = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
+            parameters = {
+                f"q{i}_{j}_{name}": value
+                for i, (kept, rows) in enumerate(groups.items())
+                for j, row in enumerate(rows)
+                for name, value in zip(kept.names, kept.parameters(row), strict=True)
+            }
+            with driver.cursor() as cursor:
+                cursor.execute(statement, parameters)
+        else:  # SQLite: in process, a statement per table costs no round trip
+            wait_to_write(connection)
+            for kept, rows in groups.items():
+                statement, parameters = kept.head + kept.row, [kept.parameters(r) for r in rows]
+                driver.executemany(statement, parameters)
+    except dbapi.Error as error:
         # as SQLAlchemy would have raised it, so callers and error pages see one kind
-        raise exc.DBAPIError.instance(
-            sql, parameters, error, connection.dialect.loaded_dbapi.Error
-        ) from error
+        raise exc.DBAPIError.instance(statement, parameters, error, dbapi.Error) from error
     connection.info[WROTE] = True
 
 
@@ -116,15 +118,20 @@ def _together(inserts: tuple[tuple[_KeptInsert, int], ...]) -> str:
 
 @dataclass(frozen=True, eq=False)  # one per (table, columns): compared by identity
 class _KeptInsert:
-    """An INSERT as SQLAlchemy compiles it for psycopg ("INSERT INTO t (a, b) VALUES " and
-    "(%(a)s, %(b)s::JSONB)"), with its columns' bind processors."""
+    """An INSERT as SQLAlchemy compiles it for the driver ("INSERT INTO t (a, b) VALUES " and
+    "(%(a)s, %(b)s::JSONB)" for psycopg, "(?, ?)" for SQLite), its parameters in order with
+    their columns' bind processors."""
 
     head: str
     row: str
-    processors: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
 
-    def parameters(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {c: (row[c] if p is None else p(row[c])) for c, p in self.processors}
+    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            row[c] if p is None else p(row[c])
+            for c, p in zip(self.names, self.processors, strict=True)
+        )
 
 
 _KEPT: dict[tuple[Any, ...], _KeptInsert | None] = {}
@@ -143,11 +150,12 @@ def _kept_insert(
         )
         head, values, row = compiled.string.partition(" VALUES ")
         one_row = row.startswith("(") and row.endswith(")") and " RETURNING " not in row
-        if set(compiled.params) != set(columns) or not values or not one_row:
+        names = tuple(compiled.positiontup or columns)
+        if set(compiled.params) != set(columns) or set(names) != set(columns) or not one_row:
             _KEPT[key] = None
         else:
             processors = tuple(
-                (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in columns
+                table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in names
             )
-            _KEPT[key] = _KeptInsert(head + values, row, processors)
+            _KEPT[key] = _KeptInsert(head + values, row, names, processors)
     return _KEPT[key]

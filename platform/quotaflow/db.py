@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Engine, MetaData, Table, create_engine, event, insert
+from sqlalchemy import JSON, Connection, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -175,10 +175,16 @@ _LOCKS = re.compile(r"\s*(LOCK|COPY|CREATE|DROP|ALTER|TRUNCATE|WITH)\b", re.IGNO
 
 
 def _queue_sqlite_writer(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if _WRITES.match(statement) or (_WITH.match(statement) and _WRITES.search(statement)):
+        wait_to_write(conn)
+
+
+def wait_to_write(conn: Connection) -> None:
+    """Take this SQLite connection's turn among writers before its transaction's first write
+    (statements sent past SQLAlchemy call this themselves); nothing elsewhere."""
     raw = conn.connection.dbapi_connection
     if isinstance(raw, QueuedWriterConnection) and not raw.in_transaction:
-        if _WRITES.match(statement) or (_WITH.match(statement) and _WRITES.search(statement)):
-            raw.wait_to_write()
+        raw.wait_to_write()
 
 
 WROTE = "quotaflow.wrote"  # connection.info: this transaction has run a write
