@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import exc, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, exc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotaflow import db
@@ -92,3 +92,40 @@ def test_a_row_the_database_refuses_fails_as_a_sqlalchemy_error_and_writes_nothi
             append_rows(session, STAGE_MOVES, [missing_record])
         session.rollback()
         assert _events(session) == []
+
+
+def test_held_rows_belong_to_their_transaction_when_it_ends_inside_the_block(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        with appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(1)])
+            session.commit()  # written first: they were this transaction's
+            append_rows(session, AUDIT_LOG, [_event(2)])
+            session.rollback()  # dropped with it
+            append_rows(session, AUDIT_LOG, [_event(3)])
+        session.commit()
+        assert [actor for actor, _d, _at in _events(session)] == ["rep1", "rep3"]
+
+
+def test_rows_of_one_table_with_other_columns_keep_their_order(
+    sessions: sessionmaker[Session],
+) -> None:
+    probe = Table(
+        "appended_probe", MetaData(), Column("id", Integer, primary_key=True),
+        Column("a", String(10)), Column("b", String(10), nullable=True),
+    )  # fmt: skip
+    with db.transaction(sessions) as session:
+        probe.create(session.connection())
+        with appended_together(session):
+            append_rows(session, probe, [{"a": "1"}])
+            append_rows(session, probe, [{"a": "2", "b": "x"}])  # other columns
+            append_rows(session, probe, [{"a": "3"}, {"b": "y", "a": "4"}])
+        found = session.execute(select(probe.c.a).order_by(probe.c.id)).scalars().all()
+        assert found == ["1", "2", "3", "4"]
+        without_details = {k: v for k, v in _event(6).items() if k != "details"}
+        with appended_together(session):  # a column left to its Python-side default
+            append_rows(session, AUDIT_LOG, [_event(5)])
+            append_rows(session, AUDIT_LOG, [without_details, _event(7)])
+    with sessions() as session:
+        assert [actor for actor, _d, _at in _events(session)] == ["rep5", "rep6", "rep7"]

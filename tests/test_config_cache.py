@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -207,10 +208,15 @@ def test_disposing_the_engine_closes_the_stamp_connection(
     pid = _reader_backend(app)
     app.extensions["quotaflow.sessions"].kw["bind"].dispose()
     admin = db.make_engine(db_url)
+    alive = 1
     with admin.connect() as conn:
-        alive = conn.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-        ).scalar()
+        for _ in range(50):  # a backend leaves pg_stat_activity a moment after its client
+            alive = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+            if alive == 0:
+                break
+            time.sleep(0.05)
     admin.dispose()
     assert alive == 0
 

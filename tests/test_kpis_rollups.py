@@ -403,6 +403,8 @@ def test_a_delta_statement_kept_for_the_driver_sends_what_sqlalchemy_sent(
         assert rollups._run_compiled(conn, statement, key, [7, 8])  # through SQLAlchemy
         assert rollups._SQL[kept_under] is not None
         assert rollups._run_compiled(conn, statement, key, [7, 8])  # the kept SQL
+        assert rollups._run_compiled(conn, statement, key, [7, 8, 9])  # PostgreSQL: kept too
         rows = conn.execute(text("SELECT n, s FROM kept_probe")).all()
     rollups._SQL.pop(kept_under, None)
-    assert rows == [(2, "ab%cdab"), (2, "ab%cdab")]
+    rollups._SQL.pop((*key, dialect, 3), None)
+    assert rows == [(2, "ab%cdab"), (2, "ab%cdab"), (3, "ab%cdab")]

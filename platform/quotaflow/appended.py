@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, exc, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from quotaflow.db import WROTE, wait_to_write
+from quotaflow.db import execute_on_driver
 
 PENDING = "quotaflow.appended_rows"  # session.info: rows held until the block ends
 Rows = list[Mapping[str, Any]]
@@ -35,6 +35,7 @@ def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if pending is None:
         _write(session.connection(), [(table, list(rows))])
     else:
+        session.connection()  # held in a transaction begun now, whose end ends them
         pending.append((table, list(rows)))
 
 
@@ -42,7 +43,8 @@ def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
 def appended_together(session: Session) -> Iterator[None]:
     """Hold the rows appended inside the block and write them all when it ends without an
     error (an error drops them: its transaction is rolled back). Nested blocks join the
-    outer one."""
+    outer one. Held rows belong to their transaction: a commit inside the block writes them
+    first, a rollback drops them (savepoints are not expected inside a block)."""
     if PENDING in session.info:
         yield
         return
@@ -57,11 +59,27 @@ def appended_together(session: Session) -> Iterator[None]:
         _write(session.connection(), pending)
 
 
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    pending = session.info.get(PENDING)
+    if pending:
+        session.info[PENDING] = []
+        _write(session.connection(), pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_rollback(session: Session) -> None:
+    if session.info.get(PENDING):
+        session.info[PENDING] = []
+
+
 def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
-    groups: dict[_KeptInsert, Rows] = {}  # one INSERT per table and columns: ids in order
+    groups: dict[_KeptInsert, Rows] = {}  # one INSERT a table, its rows in order (so its ids)
     for table, rows in batches:
-        kept = _kept_insert(connection, table, tuple(rows[0]))
-        if kept is None:  # a column left to a Python-side default: SQLAlchemy fills it in
+        kept = _kept_insert(connection, table, tuple(sorted(rows[0])))
+        if kept is None or any(k.table is table and k is not kept for k in groups):
+            # a column left to a Python-side default (SQLAlchemy fills it in), or one table
+            # with two sets of columns (two INSERTs whose order one statement would not keep)
             groups.clear()
             break
         groups.setdefault(kept, []).extend(rows)
@@ -69,30 +87,19 @@ def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
-    driver: Any = connection.connection.driver_connection
-    dbapi = connection.dialect.loaded_dbapi
-    statement: str = ""
-    parameters: Any = None
-    try:
-        if connection.dialect.name == "postgresql":
-            statement = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
-            parameters = {
-                f"q{i}_{j}_{name}": value
-                for i, (kept, rows) in enumerate(groups.items())
-                for j, row in enumerate(rows)
-                for name, value in zip(kept.names, kept.parameters(row), strict=True)
-            }
-            with driver.cursor() as cursor:
-                cursor.execute(statement, parameters)
-        else:  # SQLite: in process, a statement per table costs no round trip
-            wait_to_write(connection)
-            for kept, rows in groups.items():
-                statement, parameters = kept.head + kept.row, [kept.parameters(r) for r in rows]
-                driver.executemany(statement, parameters)
-    except dbapi.Error as error:
-        # as SQLAlchemy would have raised it, so callers and error pages see one kind
-        raise exc.DBAPIError.instance(statement, parameters, error, dbapi.Error) from error
-    connection.info[WROTE] = True
+    if connection.dialect.name == "postgresql":
+        parameters = {
+            f"q{i}_{j}_{name}": value
+            for i, (kept, rows) in enumerate(groups.items())
+            for j, row in enumerate(rows)
+            for name, value in zip(kept.names, kept.parameters(row), strict=True)
+        }
+        statement = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
+        execute_on_driver(connection, statement, parameters)
+        return
+    for kept, rows in groups.items():  # SQLite: in process, no round trip to save
+        parameters_of_rows = [kept.parameters(row) for row in rows]
+        execute_on_driver(connection, kept.head + kept.row, parameters_of_rows, many=True)
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -122,6 +129,7 @@ class _KeptInsert:
     "(%(a)s, %(b)s::JSONB)" for psycopg, "(?, ?)" for SQLite), its parameters in order with
     their columns' bind processors."""
 
+    table: Table
     head: str
     row: str
     names: tuple[str, ...]
@@ -157,5 +165,5 @@ def _kept_insert(
             processors = tuple(
                 table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in names
             )
-            _KEPT[key] = _KeptInsert(head + values, row, names, processors)
+            _KEPT[key] = _KeptInsert(table, head + values, row, names, processors)
     return _KEPT[key]

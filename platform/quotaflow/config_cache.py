@@ -93,8 +93,9 @@ def _read_stamp(session: Session) -> StampRead:
 
 class _StampReader:
     """A PostgreSQL connection of the engine's own, outside its pool, in autocommit, that
-    reads the stamp and nothing else. Borrowing a pooled connection and switching it to
-    autocommit and back cost a fifth of a served-from-memo page's time, in Python alone."""
+    reads the stamp and nothing else (one a process: threads take turns on it). Borrowing a
+    pooled connection and switching it to autocommit and back cost a fifth of a
+    served-from-memo page's time, in Python alone."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = weakref.ref(engine)  # the engine holds its reader, not the reverse
@@ -124,10 +125,12 @@ class _StampReader:
         if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
             self._conn = None  # a forked child never touches its parent's socket
         if self._conn is None:
-            pooled = self._engine().raw_connection()
-            self._conn, self._pid = pooled.driver_connection, os.getpid()
-            pooled.detach()  # closed with this reader, not returned to the pool
-            self._conn.autocommit = True
+            # Opened by the dialect, not taken from the pool: a forked child's pool may hand
+            # out a connection its parent still holds.
+            dialect = self._engine().dialect
+            cargs, cparams = dialect.create_connect_args(self._engine().url)
+            self._conn = dialect.connect(*cargs, **{**cparams, "autocommit": True})
+            self._pid = os.getpid()
         return self._conn
 
     def _close(self) -> None:

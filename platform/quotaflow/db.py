@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Connection, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from quotaflow.errors import QuotaflowError
@@ -188,6 +188,39 @@ def wait_to_write(conn: Connection) -> None:
 
 
 WROTE = "quotaflow.wrote"  # connection.info: this transaction has run a write
+
+
+def execute_on_driver(
+    connection: Connection,
+    statement: str,
+    parameters: Any,
+    *,
+    many: bool = False,
+    cursor_class: Any = None,
+) -> None:
+    """Run a write on the connection's driver connection, past SQLAlchemy's per-statement
+    work (for the few hot statements kept as the driver's SQL): in the writers' queue on
+    SQLite, the transaction marked as written, and a driver error raised as SQLAlchemy
+    raises it (IntegrityError, OperationalError ...; a lost connection invalidated)."""
+    driver: Any = connection.connection.driver_connection
+    dbapi = connection.dialect.loaded_dbapi
+    wait_to_write(connection)
+    cursor = driver.cursor() if cursor_class is None else cursor_class(driver)
+    try:
+        if many:
+            cursor.executemany(statement, parameters)
+        else:
+            cursor.execute(statement, parameters)
+    except dbapi.Error as error:
+        lost = connection.dialect.is_disconnect(error, driver, cursor)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement, parameters, error, dbapi.Error, connection_invalidated=lost
+        ) from error
+    finally:
+        cursor.close()
+    connection.info[WROTE] = True
 
 
 def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -51,7 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from quotaflow.db import WROTE
+from quotaflow.db import execute_on_driver
 from quotaflow.expressions.sql import MonthStart
 from quotaflow.kpis.models import READY, STALE, Rollup, RollupSet
 from quotaflow.packs.compiled import CompiledPack
@@ -278,8 +278,7 @@ def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: li
     if kept is not None:
         # straight to the driver: SQLAlchemy's own per-call work was the cost. This runs
         # under the writers' lock (_packs_with_sets took it), after the save's first write.
-        _send(connection.connection.dbapi_connection, kept, ids)
-        connection.info[WROTE] = True
+        _send(connection, kept, ids)
         return True
     sent: list[tuple[str, Any]] = []
 
@@ -304,8 +303,11 @@ def _kept_sql(
     sql, params = sent[0]
     compiled = statement.compile(dialect=dialect)
     constants = {k: v for k, v in compiled.params.items() if k != "qf_ids"}
+    known = {*constants, "qf_ids"}
     if dialect.name == "sqlite":
         candidate = _DeltaSql(sql, tuple(compiled.positiontup or ()), constants, False)
+        if not set(candidate.names) <= known:  # a parameter SQLAlchemy made up at run time
+            return None
         return candidate if list(candidate.parameters(ids)) == list(params) else None
     names: list[str] = []
 
@@ -317,18 +319,19 @@ def _kept_sql(
         return f"${names.index(match.group(1)) + 1}"
 
     candidate = _DeltaSql(_NAMED.sub(number, sql), tuple(names), constants, True)
+    if not set(candidate.names) <= known:  # e.g. an expanding IN's own names
+        return None
     built = dict(zip(candidate.names, candidate.parameters(ids), strict=True))
     return candidate if built == dict(params) else None
 
 
-def _send(dbapi_connection: Any, kept: _DeltaSql, ids: list[int]) -> None:
+def _send(connection: Any, kept: _DeltaSql, ids: list[int]) -> None:
     if not kept.ids_as_array:
-        dbapi_connection.execute(kept.text, kept.parameters(ids))
+        execute_on_driver(connection, kept.text, kept.parameters(ids))
         return
     from psycopg import RawCursor
 
-    with RawCursor(dbapi_connection) as cursor:
-        cursor.execute(kept.text, kept.parameters(ids))
+    execute_on_driver(connection, kept.text, kept.parameters(ids), cursor_class=RawCursor)
 
 
 # Built once per (pack content, form, sign, dialect): building SQLAlchemy statements
