@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, exc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from quotaflow import db
+from quotaflow import appended, db
 from quotaflow.appended import append_rows, appended_together
 from quotaflow.audit import AUDIT_LOG
 from quotaflow.audit.models import AuditEvent
@@ -129,3 +129,14 @@ def test_rows_of_one_table_with_other_columns_keep_their_order(
             append_rows(session, AUDIT_LOG, [without_details, _event(7)])
     with sessions() as session:
         assert [actor for actor, _d, _at in _events(session)] == ["rep5", "rep6", "rep7"]
+
+
+def test_a_large_batch_is_written_in_order_and_its_statement_not_kept(
+    sessions: sessionmaker[Session],
+) -> None:
+    kept_before = len(appended._TOGETHER)
+    with db.transaction(sessions) as session, appended_together(session):
+        append_rows(session, AUDIT_LOG, [_event(n) for n in range(40)])
+    with sessions() as session:
+        assert [actor for actor, _d, _at in _events(session)] == [f"rep{n}" for n in range(40)]
+    assert len(appended._TOGETHER) == kept_before  # one statement per batch size would pile up

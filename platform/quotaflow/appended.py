@@ -24,6 +24,7 @@ from quotaflow.db import execute_on_driver
 PENDING = "quotaflow.appended_rows"  # session.info: rows held until the block ends
 Rows = list[Mapping[str, Any]]
 MAX_PARAMETERS = 10_000  # in one statement (PostgreSQL takes 65,535); more go one table each
+KEEP_UP_TO_ROWS = 16  # statements of at most this many rows are kept, one per shape
 
 
 def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -119,7 +120,9 @@ def _together(inserts: tuple[tuple[_KeptInsert, int], ...]) -> str:
             for i, (kept, count) in enumerate(inserts)
         ]
         withs = ", ".join(f"q{i} AS ({part})" for i, part in enumerate(parts[:-1]))
-        found = _TOGETHER[inserts] = f"WITH {withs} {parts[-1]}" if withs else parts[-1]
+        found = f"WITH {withs} {parts[-1]}" if withs else parts[-1]
+        if sum(count for _kept, count in inserts) <= KEEP_UP_TO_ROWS:  # a save's, not a batch's
+            _TOGETHER[inserts] = found
     return found
 
 
