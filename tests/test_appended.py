@@ -140,3 +140,66 @@ def test_a_large_batch_is_written_in_order_and_its_statement_not_kept(
     with sessions() as session:
         assert [actor for actor, _d, _at in _events(session)] == [f"rep{n}" for n in range(40)]
     assert len(appended._TOGETHER) == kept_before  # one statement per batch size would pile up
+
+
+# --- one new row each, read back: insert_returning_ids --------------------------------------
+
+
+def _probe_table() -> Table:
+    return Table(
+        "returning_probe", MetaData(), Column("id", Integer, primary_key=True),
+        Column("note", String(20)),
+    )  # fmt: skip
+
+
+def test_rows_inserted_past_the_unit_of_work_come_back_with_their_ids(
+    sessions: sessionmaker[Session],
+) -> None:
+    probe = _probe_table()
+    with db.transaction(sessions) as session:
+        probe.create(session.connection())
+        session.add(AuditEvent(**_event(0)))  # pending: flushed first, so it gets the first id
+        first = appended.insert_returning_ids(
+            session, [(AUDIT_LOG, _event(1, q="it's 50%")), (probe, {"note": "a"})]
+        )
+        second = appended.insert_returning_ids(session, [(probe, {"note": "b"})])
+        assert first is not None and second is not None
+        logged = dict(session.execute(select(AuditEvent.actor, AuditEvent.id)).all())
+        assert first[0] == logged["rep1"] > logged["rep0"]
+        notes = dict(session.execute(select(probe.c.note, probe.c.id)).all())
+        assert (first[1], second[0]) == (notes["a"], notes["b"]) and notes["b"] > notes["a"]
+    with sessions() as session:
+        assert _events(session)[1] == ("rep1", {"q": "it's 50%"}, AT)
+
+
+def test_rows_inserted_past_the_unit_of_work_roll_back_with_their_transaction(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        assert appended.insert_returning_ids(session, [(AUDIT_LOG, _event(1))]) is not None
+        session.rollback()
+        assert _events(session) == []
+
+
+def test_a_row_left_to_a_python_side_default_is_not_inserted_past_the_unit_of_work(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The caller takes SQLAlchemy's path instead: only it fills such a default in."""
+    without_details = {k: v for k, v in _event(1).items() if k != "details"}
+    with sessions() as session:
+        assert appended.insert_returning_ids(session, [(AUDIT_LOG, without_details)]) is None
+        assert _events(session) == []
+
+
+def test_a_row_inserted_past_the_unit_of_work_that_the_database_refuses_fails_as_sqlalchemys(
+    sessions: sessionmaker[Session],
+) -> None:
+    missing_record = {"record_id": 999_999, "pipeline_id": "p", "from_stage": None,
+                      "to_stage": "won", "moved_by": None, "moved_at": AT}  # fmt: skip
+    with sessions() as session:
+        with pytest.raises(exc.IntegrityError):
+            appended.insert_returning_ids(
+                session, [(AUDIT_LOG, _event(1)), (STAGE_MOVES, missing_record)]
+            )
+        session.rollback()
+        assert _events(session) == []

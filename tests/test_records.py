@@ -115,3 +115,56 @@ def test_soft_delete_and_restore_keep_the_record_and_say_so(sessions, deal_id: i
     with sessions() as session:
         assert session.get(Record, deal_id).deleted_at is None
     assert [a for a, _v, _c in history(sessions, deal_id)] == ["create", "delete", "restore"]
+
+
+def test_a_created_record_is_in_the_session_as_saved_with_one_data_stamp_a_transaction(
+    sessions: sessionmaker[Session], deal_id: int
+) -> None:
+    """create_record writes past the unit of work: the record it returns still reads without
+    a query, is the one the session hands out for its id, takes an edit checked against its
+    first version in the same transaction; the transaction moves the data stamp once."""
+    from decimal import Decimal
+
+    from sqlalchemy import event, func
+
+    from quotaflow.kpis.cache import DataChange, stamp_for
+
+    with sessions() as session:
+        before = stamp_for(session)
+        rows_before = session.scalar(select(func.count()).select_from(DataChange))
+        pinned = session.get(Record, deal_id)
+        assert pinned is not None
+        shared = {"pack_id": "acme", "pack_version_id": pinned.pack_version_id, "form_id": "deal",
+                  "owner_id": pinned.owner_id, "team_id": None, "actor_id": None}  # fmt: skip
+    with db.transaction(sessions) as session:
+        queries: list[str] = []
+
+        def note(*args: object) -> None:
+            queries.append(str(args[2]))
+
+        event.listen(session.get_bind(), "before_cursor_execute", note)
+        first = create_record(
+            session,
+            values={"customer": "Midea"},
+            amount=Decimal("12.50"),
+            record_date=date(2026, 3, 2),
+            **shared,
+        )  # type: ignore[arg-type]
+        second = create_record(session, values={"customer": "Gree"}, **shared)  # type: ignore[arg-type]
+        queries.clear()
+        seen = (first.values, first.amount, first.record_date, first.deleted_at,
+                first.version_no, first.created_at == first.updated_at, first.stage)  # fmt: skip
+        assert seen == ({"customer": "Midea"}, Decimal("12.50"), date(2026, 3, 2), None, 1,
+                        True, None)  # fmt: skip
+        assert session.get(Record, first.id) is first and queries == []
+        update_record(session, first.id, values={"customer": "Midea Group"}, actor_id=None,
+                      expected_version=1, amount=Decimal("12.50"))  # fmt: skip
+        event.remove(session.get_bind(), "before_cursor_execute", note)
+    with sessions() as session:
+        stored = {r.id: (r.values, r.version_no, r.amount_cents) for r in
+                  session.scalars(select(Record).where(Record.id.in_([first.id, second.id])))}  # fmt: skip
+        assert stored == {first.id: ({"customer": "Midea Group"}, 2, 1250),
+                          second.id: ({"customer": "Gree"}, 1, None)}  # fmt: skip
+        assert stamp_for(session) > before  # type: ignore[operator]
+        assert session.scalar(select(func.count()).select_from(DataChange)) == rows_before + 1
+    assert [a for a, _v, _c in history(sessions, first.id)] == ["create", "update"]

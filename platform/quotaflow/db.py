@@ -197,11 +197,13 @@ def execute_on_driver(
     *,
     many: bool = False,
     cursor_class: Any = None,
-) -> None:
+    fetch: bool = False,
+) -> Any:
     """Run a write on the connection's driver connection, past SQLAlchemy's per-statement
     work (for the few hot statements kept as the driver's SQL): in the writers' queue on
     SQLite, the transaction marked as written, and a driver error raised as SQLAlchemy
-    raises it (IntegrityError, OperationalError ...; a lost connection invalidated)."""
+    raises it (IntegrityError, OperationalError ...; a lost connection invalidated).
+    With `fetch`, the first row the statement returns (RETURNING); else None."""
     driver: Any = connection.connection.driver_connection
     dbapi = connection.dialect.loaded_dbapi
     wait_to_write(connection)
@@ -211,6 +213,7 @@ def execute_on_driver(
             cursor.executemany(statement, parameters)
         else:
             cursor.execute(statement, parameters)
+        row = cursor.fetchone() if fetch else None
     except dbapi.Error as error:
         lost = connection.dialect.is_disconnect(error, driver, cursor)
         if lost:
@@ -221,6 +224,7 @@ def execute_on_driver(
     finally:
         cursor.close()
     connection.info[WROTE] = True
+    return row
 
 
 def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

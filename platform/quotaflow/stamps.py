@@ -37,6 +37,18 @@ class Stamp:
             session.add(self.model())
         session.info[self.flag] = True
 
+    def bumped(self, session: Session, row_id: int) -> None:
+        """Note that this transaction inserted the stamp's row `row_id` itself (past the unit
+        of work, with the change it stamps): the flag set, the table pruned as a flush would."""
+        session.info[self.flag] = True
+        self.prune(session, row_id)
+
+    def prune(self, session: Session, row_id: int) -> None:
+        """Every PRUNE_EVERY-th row drops the rows before it. MAX(id) never changes by it;
+        the table stays a few hundred rows."""
+        if row_id % PRUNE_EVERY == 0:
+            session.connection().execute(delete(self.model).where(self.model.id < row_id))
+
     def changed_in(self, session: Session) -> bool:
         """True when this transaction has changed what the stamp watches (not yet committed)."""
         return bool(session.info.get(self.flag))
@@ -65,10 +77,9 @@ def watch(stamp: Stamp) -> Stamp:
 
     @event.listens_for(Session, "after_flush")
     def _prune(session: Session, _context: Any) -> None:
-        # MAX(id) never changes by it; the table stays a few hundred rows
         for obj in session.new:
-            if isinstance(obj, stamp.model) and obj.id is not None and obj.id % PRUNE_EVERY == 0:
-                session.connection().execute(delete(stamp.model).where(stamp.model.id < obj.id))
+            if isinstance(obj, stamp.model) and obj.id is not None:
+                stamp.prune(session, obj.id)
 
     @event.listens_for(Session, "after_commit")
     @event.listens_for(Session, "after_rollback")

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
-from quotaflow.appended import append_rows
+from quotaflow.appended import append_rows, insert_returning_ids
 from quotaflow.db import insert_many
 from quotaflow.errors import QuotaflowError
 from quotaflow.kpis import cache, rollups
@@ -22,6 +22,7 @@ from quotaflow.timeutil import utcnow
 # Core tables for bulk inserts (the ORM's bulk path fetches RETURNING rows one by one).
 RECORDS = cast(Table, Record.__table__)
 HISTORY = cast(Table, RecordHistory.__table__)
+STAMPS = cast(Table, cache.DataChange.__table__)
 
 
 def json_value(value: Any) -> Any:
@@ -63,10 +64,13 @@ def create_record(
         created_at=now,
         updated_at=now,
         closed_at=closed_at,
+        deleted_at=None,
+        version_no=1,
     )
     record.amount = amount
-    session.add(record)
-    session.flush()
+    if not _inserted_past_unit_of_work(session, record):
+        session.add(record)
+        session.flush()
     add_history(
         session,
         record,
@@ -76,6 +80,26 @@ def create_record(
         at=now,
     )
     return record
+
+
+def _inserted_past_unit_of_work(session: Session, record: Record) -> bool:
+    """Insert a new record as the flush would, without it: the record's row with the data
+    stamp's row (one statement on PostgreSQL), then its roll-up contributions; the record
+    joins the session as persistent. False when the row cannot be sent as is (the flush's
+    path then). Every column is set: an unset one would be read back by a query later."""
+    row = {c.key: getattr(record, c.key) for c in RECORDS.columns if c.key != "id"}
+    stamp = cache.DATA_STAMP
+    stamp_row = () if stamp.changed_in(session) else ((STAMPS, {"at": utcnow()}),)
+    ids = insert_returning_ids(session, [*stamp_row, (RECORDS, row)])
+    if ids is None:
+        return False
+    if stamp_row:
+        stamp.bumped(session, ids[0])
+    record.id = ids[-1]
+    make_transient_to_detached(record)
+    session.add(record)
+    rollups.records_added(session, record.pack_id, record.form_id, [record.id])
+    return True
 
 
 @dataclass(frozen=True, slots=True)
