@@ -4,6 +4,7 @@ again for the same content is one any other worker (plain Flask) accepts."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -105,3 +106,70 @@ def test_a_short_session_lifetime_is_never_shortened_by_a_resent_cookie(
     first = kept.dumps(content)
     later(monkeypatch, 5)
     assert kept.dumps(content) != first  # under 10 x REUSE_S of lifetime: always signed anew
+
+
+def page_token(auth: AuthActions) -> str:
+    page = auth.client.get(HOME).text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def saves(auth: AuthActions, token: str) -> bool:
+    """A POST carrying `token` passes the CSRF check (the language switch answers 302)."""
+    form = {"csrf_token": token, "locale": "en", "next": HOME}
+    return auth.client.post("/locale", data=form).status_code == 302
+
+
+def test_a_pages_csrf_token_is_sent_again_for_a_while_and_each_is_accepted(
+    rep: AuthActions,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = page_token(rep)
+    later(monkeypatch, 5)
+    assert page_token(rep) == first  # the same session token, signed moments ago
+    assert saves(rep, first)
+    later(monkeypatch, REUSE_S + 1)
+    renewed = page_token(rep)
+    assert renewed != first and saves(rep, renewed)
+    assert not saves(rep, renewed[:-1] + ("A" if renewed[-1] != "A" else "B"))
+
+
+def test_a_csrf_token_is_never_sent_again_to_another_session(
+    app: Flask,
+    rep: AuthActions,  # noqa: F811
+) -> None:
+    mine = page_token(rep)  # the session holds its raw token from the first page on
+    other = AuthActions(app.test_client())
+    assert other.login("li.wei").status_code == 302  # the same rep in a second browser
+    page_token(other)
+    theirs = page_token(other)  # the one kept last
+    assert page_token(rep) == mine != theirs and not saves(rep, theirs)
+
+
+def test_a_short_csrf_time_limit_gets_a_new_signature_on_every_page(
+    app: Flask,
+    rep: AuthActions,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app.config["WTF_CSRF_TIME_LIMIT"] = 300
+    first = page_token(rep)
+    later(monkeypatch, 31)  # a tenth of the limit: a token this old is not sent again
+    assert page_token(rep) != first
+
+
+def test_a_remembered_cookie_opens_to_its_own_content_each_time(app: Flask) -> None:
+    """What one request does to its session never reaches the next opening of that cookie,
+    whether the content is plain scalars (copied) or tagged values (decoded afresh)."""
+    from datetime import UTC, datetime
+
+    kept = app.session_interface.get_signing_serializer(app)
+    plain = {"_user_id": "4:abc", "_fresh": True, "n": 3, "share": 0.5, "none": None}
+    tagged = {"_flashes": [("info", "Saved.")], "at": datetime(2026, 11, 29, tzinfo=UTC)}
+    for content in (plain, tagged):
+        cookie = kept.dumps(content)
+        for _ in range(2):  # the second time from what was remembered
+            opened = kept.loads(cookie)
+            assert opened == content
+            opened["_user_id"] = "changed"
+            opened.setdefault("_flashes", []).append(("error", "x"))

@@ -14,6 +14,12 @@ signed last for each content:
   signed with a retired key, SECRET_KEY_FALLBACKS, and must be signed anew).
 
 A cookie never seen, changed by one byte, or past its age goes through itsdangerous as before.
+
+The CSRF token a page carries is the session's raw token signed with a timestamp
+(Flask-WTF's generate_csrf, a new signature on every page). `kept_csrf_token` sends the
+token this process signed for the same raw token and secret less than REUSE_S seconds ago
+again: it proves the same thing and expires that much sooner (of a 12-hour limit; under a
+tenth of WTF_CSRF_TIME_LIMIT, as for cookies).
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, g, session
 from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf
 from itsdangerous import URLSafeTimedSerializer
 
 KEPT = 4096  # cookies (and contents) remembered; past it the oldest go
@@ -39,7 +46,9 @@ class _KeptSigner:
         self._signer = signer
         self._payload = payload  # Flask's tagged JSON: kept content is decoded afresh each time
         self._reuse_s = reuse_s
-        self._opened: OrderedDict[str, tuple[str, int]] = OrderedDict()  # cookie: content, signed
+        # cookie: content, signed, and the content itself when its values are plain scalars
+        # (a signed-in session's are): copied, not decoded, when the cookie comes back
+        self._opened: OrderedDict[str, tuple[str, int, dict[str, Any] | None]] = OrderedDict()
         self._signed: OrderedDict[str, tuple[str, int]] = OrderedDict()  # content: cookie, signed
         self._lock = Lock()
 
@@ -49,10 +58,11 @@ class _KeptSigner:
         if kept is not None:
             age = _age(kept[1])  # refused as itsdangerous would: from the future, or too old
             if age >= 0 and (max_age is None or age <= max_age):
-                return self._payload.loads(kept[0])
+                return dict(kept[2]) if kept[2] is not None else self._payload.loads(kept[0])
         data, signed = self._signer.loads(cookie, max_age=max_age, return_timestamp=True)
         with self._lock:
-            self._opened[cookie] = (self._payload.dumps(data), int(signed.timestamp()))
+            content = self._payload.dumps(data)
+            self._opened[cookie] = (content, int(signed.timestamp()), _flat(data))
             _trim(self._opened)
         return data
 
@@ -65,14 +75,25 @@ class _KeptSigner:
         signed = int(time.time())  # read before signing: the age reckoned from it is never less
         cookie = str(self._signer.dumps(data))
         with self._lock:
-            self._opened[cookie] = (content, signed)
+            self._opened[cookie] = (content, signed, _flat(data))
             self._signed[content] = (cookie, signed)
             _trim(self._opened)
             _trim(self._signed)
         return cookie
 
 
-def _trim(kept: OrderedDict[str, tuple[str, int]]) -> None:
+def _flat(data: Any) -> dict[str, Any] | None:
+    """A copy of `data` when it is a dict of plain scalars (nothing in it can be changed in
+    place, and tagged JSON gives them back as they are); else None."""
+    if type(data) is dict and all(type(v) in _SCALARS for v in data.values()):
+        return dict(data)
+    return None
+
+
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
+def _trim(kept: OrderedDict[Any, Any]) -> None:
     while len(kept) > KEPT:
         kept.popitem(last=False)
 
@@ -99,3 +120,32 @@ class KeptCookieSessionInterface(SecureCookieSessionInterface):
             found = _KeptSigner(signer, self.serializer, reuse_s)  # type: ignore[arg-type]
             self._signers = {keys: found}  # only the current keys' signer is ever needed
         return found
+
+
+_CSRF_SIGNED: OrderedDict[tuple[Any, str], tuple[str, int]] = OrderedDict()
+_CSRF_LOCK = Lock()
+
+
+def kept_csrf_token() -> str:
+    """generate_csrf(), but a token this process signed for the session's raw token (under
+    the same secret) less than REUSE_S seconds ago is sent again instead of a new signature."""
+    config = current_app.config
+    field = config["WTF_CSRF_FIELD_NAME"]
+    if field in g:  # this request's token, from generate_csrf or from here
+        return str(g.get(field))
+    raw = session.get(field)
+    key = (config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key, raw)
+    limit = config.get("WTF_CSRF_TIME_LIMIT")
+    reuse_s = REUSE_S if limit is None else min(REUSE_S, int(limit) // 10)
+    if isinstance(raw, str):
+        with _CSRF_LOCK:
+            kept = _CSRF_SIGNED.get(key)
+        if kept is not None and 0 <= _age(kept[1]) < reuse_s:
+            setattr(g, field, kept[0])  # where generate_csrf looks first, templates included
+            return kept[0]
+    signed = int(time.time())  # read before signing: the age reckoned from it is never less
+    token = str(generate_csrf())
+    with _CSRF_LOCK:
+        _CSRF_SIGNED[(key[0], session[field])] = (token, signed)
+        _trim(_CSRF_SIGNED)
+    return token

@@ -35,11 +35,11 @@ from typing import Any
 
 from flask import Flask, current_app, g, get_flashed_messages, render_template, request
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from quotaflow.config_cache import stamp_of
 from quotaflow.web import request_session
+from quotaflow.web.cookie_session import kept_csrf_token
 from quotaflow.web.i18n import current_language
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-]{16,}")
@@ -67,7 +67,7 @@ def flashed_messages() -> Markup:
 def render_kept(key: Hashable, template: str, **context: Any) -> str:
     """`render_template(template, **context)`, kept while the set-up is unchanged; `key`
     names everything else the page depends on (see the module's doc)."""
-    token = generate_csrf()
+    token = kept_csrf_token()
     stamp = stamp_of(request_session())
     if stamp is None or request.query_string or not _TOKEN.fullmatch(token):
         return render_template(template, **context)
