@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.test import TestResponse
 
-from quotaflow.web.security import CSP
+from quotaflow.web.security import CSP, HEADERS, add_security_headers
 from tests.conftest import AuthActions, csrf_token
 
 ROLES = ("anonymous", "rep", "manager", "admin")
@@ -367,6 +367,15 @@ def test_security_headers_on_every_response(client: FlaskClient, url: str) -> No
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_security_header_a_view_set_itself_is_kept_and_none_is_sent_twice(app: Flask) -> None:
+    from werkzeug.wrappers import Response
+
+    with app.test_request_context("/login"):
+        response = add_security_headers(Response("x", headers={"x-frame-options": "SAMEORIGIN"}))
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert all(len(response.headers.getlist(name)) == 1 for name in HEADERS)
 
 
 def test_signed_in_pages_are_not_cached(auth: AuthActions, make_user) -> None:

@@ -43,12 +43,25 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
 
+_LOWER = tuple((name.lower(), name, value) for name, value in HEADERS.items())
+
+
 def add_security_headers(response: Response) -> Response:
-    """The headers in HEADERS, plus no-store on signed-in pages (nothing private in caches)."""
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.endpoint != "static" and current_user and current_user.is_authenticated:
-        response.headers.setdefault("Cache-Control", "no-store")
+    """The headers in HEADERS, plus no-store on signed-in pages (nothing private in caches);
+    a header the view set itself is kept. (Headers.setdefault raises and catches an
+    exception per missing header: a twentieth of a served-from-memo page.)"""
+    headers = response.headers
+    present = {name.lower() for name, _value in headers}
+    for lower, name, value in _LOWER:
+        if lower not in present:
+            headers.add(name, value)
+    if (
+        "cache-control" not in present
+        and request.endpoint != "static"
+        and current_user
+        and current_user.is_authenticated
+    ):
+        headers.add("Cache-Control", "no-store")
     return response
 
 
