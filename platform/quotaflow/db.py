@@ -227,6 +227,50 @@ def execute_on_driver(
     return row
 
 
+def rows_of_first_statements(connection: Connection, statements: str) -> list[tuple[Any, ...]]:
+    """Run parameterless `statements` (several, `;`-separated) on PostgreSQL and return the
+    last one's rows. When the transaction has sent nothing yet they go in one round trip
+    with its BEGIN, which psycopg would otherwise send alone first. Marked as written (the
+    statements may lock); errors raised as SQLAlchemy raises them."""
+    from psycopg import errors, generators, pq
+
+    if not connection.in_transaction():
+        connection.begin()  # so that its rollback reaches the server (begin sends nothing)
+    driver: Any = connection.connection.driver_connection
+    if driver.info.transaction_status != pq.TransactionStatus.IDLE:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(statements)
+            while cursor.nextset():
+                pass  # to the last statement's rows
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+    sql = f"BEGIN; {statements}"
+    try:
+        driver.pgconn.send_query(sql.encode(driver.info.encoding))
+        results = driver.wait(generators.execute(driver.pgconn))
+        for result in results:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                raise errors.error_from_result(result, encoding=driver.info.encoding)
+    except driver.Error as error:
+        lost = connection.dialect.is_disconnect(error, driver, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql, None, error, driver.Error, connection_invalidated=lost
+        ) from error
+    connection.info[WROTE] = True
+    last = results[-1]
+    return [
+        tuple(
+            None if v is None else v.decode()
+            for v in (last.get_value(i, j) for j in range(last.nfields))
+        )
+        for i in range(last.ntuples)
+    ]
+
+
 def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
     if not conn.info.get(WROTE) and (_WRITES.match(statement) or _LOCKS.match(statement)):
         conn.info[WROTE] = True

@@ -51,7 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from quotaflow.db import execute_on_driver
+from quotaflow.db import execute_on_driver, rows_of_first_statements
 from quotaflow.expressions.sql import MonthStart
 from quotaflow.kpis.models import READY, STALE, Rollup, RollupSet
 from quotaflow.packs.compiled import CompiledPack
@@ -191,14 +191,14 @@ GUARD_POSTGRESQL = (
 
 
 def _guard_postgresql(session: Session) -> set[str]:
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(GUARD_POSTGRESQL)
-        while cursor.nextset():
-            pass  # to the last statement's rows
-        return {row[0] for row in cursor.fetchall()}
-    finally:
-        cursor.close()
+    return {row[0] for row in rows_of_first_statements(session.connection(), GUARD_POSTGRESQL)}
+
+
+def guard(session: Session) -> None:
+    """Take the roll-ups' writers' lock now, before this transaction's first write (on
+    PostgreSQL its BEGIN then goes in the same round trip; SQLite is left to the writes)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _packs_with_sets(session)
 
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
