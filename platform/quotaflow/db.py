@@ -205,70 +205,74 @@ def execute_on_driver(
     raises it (IntegrityError, OperationalError ...; a lost connection invalidated).
     With `fetch`, the first row the statement returns (RETURNING); else None."""
     driver: Any = connection.connection.driver_connection
-    dbapi = connection.dialect.loaded_dbapi
     wait_to_write(connection)
     cursor = driver.cursor() if cursor_class is None else cursor_class(driver)
     try:
-        if many:
-            cursor.executemany(statement, parameters)
-        else:
-            cursor.execute(statement, parameters)
-        row = cursor.fetchone() if fetch else None
-    except dbapi.Error as error:
-        lost = connection.dialect.is_disconnect(error, driver, cursor)
-        if lost:
-            connection.invalidate(error)
-        raise DBAPIError.instance(
-            statement, parameters, error, dbapi.Error, connection_invalidated=lost
-        ) from error
+        with _as_sqlalchemy_errors(connection, statement, parameters, cursor):
+            if many:
+                cursor.executemany(statement, parameters)
+            else:
+                cursor.execute(statement, parameters)
+            row = cursor.fetchone() if fetch else None
     finally:
         cursor.close()
     connection.info[WROTE] = True
     return row
 
 
+@contextmanager
+def _as_sqlalchemy_errors(
+    connection: Connection, statement: str, parameters: Any, cursor: Any = None
+) -> Iterator[None]:
+    """A driver error raised as SQLAlchemy raises it, a lost connection invalidated."""
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as error:
+        driver = connection.connection.driver_connection
+        lost = connection.dialect.is_disconnect(error, driver, cursor)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement, parameters, error, dbapi.Error, connection_invalidated=lost
+        ) from error
+
+
 def rows_of_first_statements(connection: Connection, statements: str) -> list[tuple[Any, ...]]:
     """Run parameterless `statements` (several, `;`-separated) on PostgreSQL and return the
-    last one's rows. When the transaction has sent nothing yet they go in one round trip
-    with its BEGIN, which psycopg would otherwise send alone first. Marked as written (the
-    statements may lock); errors raised as SQLAlchemy raises them."""
+    last one's rows, its columns asked for as text. When the transaction has sent nothing
+    yet they go in one round trip with its BEGIN, which psycopg would otherwise send alone
+    first. Marked as written (the statements may lock); errors raised as SQLAlchemy's."""
     from psycopg import errors, generators, pq
 
     if not connection.in_transaction():
         connection.begin()  # so that its rollback reaches the server (begin sends nothing)
     driver: Any = connection.connection.driver_connection
-    if driver.info.transaction_status != pq.TransactionStatus.IDLE:
-        cursor = driver.cursor()
-        try:
-            cursor.execute(statements)
-            while cursor.nextset():
-                pass  # to the last statement's rows
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
-    sql = f"BEGIN; {statements}"
-    try:
-        driver.pgconn.send_query(sql.encode(driver.info.encoding))
-        results = driver.wait(generators.execute(driver.pgconn))
-        for result in results:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                raise errors.error_from_result(result, encoding=driver.info.encoding)
-    except driver.Error as error:
-        lost = connection.dialect.is_disconnect(error, driver, None)
-        if lost:
-            connection.invalidate(error)
-        raise DBAPIError.instance(
-            sql, None, error, driver.Error, connection_invalidated=lost
-        ) from error
+    begun = driver.info.transaction_status != pq.TransactionStatus.IDLE
+    sql = statements if begun else f"BEGIN; {statements}"
+    with _as_sqlalchemy_errors(connection, sql, None):
+        if begun:
+            with driver.cursor() as cursor:
+                cursor.execute(sql)
+                while cursor.nextset():
+                    pass  # to the last statement's rows
+                rows = [tuple(row) for row in cursor.fetchall()]
+        else:  # as psycopg runs its own BEGIN: a simple query, every result read
+            driver.pgconn.send_query(sql.encode(driver.info.encoding))
+            results = driver.wait(generators.execute(driver.pgconn))
+            for result in results:
+                if result.status == pq.ExecStatus.FATAL_ERROR:
+                    raise errors.error_from_result(result, encoding=driver.info.encoding)
+            last = results[-1]
+            rows = [
+                tuple(
+                    None if v is None else v.decode(driver.info.encoding)
+                    for v in (last.get_value(i, j) for j in range(last.nfields))
+                )
+                for i in range(last.ntuples)
+            ]
     connection.info[WROTE] = True
-    last = results[-1]
-    return [
-        tuple(
-            None if v is None else v.decode()
-            for v in (last.get_value(i, j) for j in range(last.nfields))
-        )
-        for i in range(last.ntuples)
-    ]
+    return rows
 
 
 def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
