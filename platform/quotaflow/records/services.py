@@ -88,7 +88,7 @@ def _inserted_past_unit_of_work(session: Session, record: Record) -> bool:
     joins the session as persistent. False when the row cannot be sent as is (the flush's
     path then). Every column is set: an unset one would be read back by a query later."""
     row = {c.key: getattr(record, c.key) for c in RECORDS.columns if c.key != "id"}
-    session.flush()  # what is pending first, so the lock below opens the transaction if any
+    session.flush()  # what is pending first: its flush may move the data stamp already
     rollups.guard(session)
     stamp = cache.DATA_STAMP
     stamp_row = () if stamp.changed_in(session) else ((STAMPS, {"at": utcnow()}),)
