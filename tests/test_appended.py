@@ -18,6 +18,9 @@ from quotaflow.audit.models import AuditEvent
 from quotaflow.pipelines.services import STAGE_MOVES
 
 AT = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
+# a stage move of a record that does not exist: refused by its foreign key
+MISSING_RECORD = {"record_id": 999_999, "pipeline_id": "p", "from_stage": None,
+                  "to_stage": "won", "moved_by": None, "moved_at": AT}  # fmt: skip
 
 
 def _event(n: int, **details: object) -> dict[str, object]:
@@ -84,12 +87,10 @@ def test_a_column_left_out_gets_its_default_as_through_sqlalchemy(
 def test_a_row_the_database_refuses_fails_as_a_sqlalchemy_error_and_writes_nothing(
     sessions: sessionmaker[Session],
 ) -> None:
-    missing_record = {"record_id": 999_999, "pipeline_id": "p", "from_stage": None,
-                      "to_stage": "won", "moved_by": None, "moved_at": AT}  # fmt: skip
     with sessions() as session:
         with pytest.raises(exc.IntegrityError), appended_together(session):
             append_rows(session, AUDIT_LOG, [_event(1)])
-            append_rows(session, STAGE_MOVES, [missing_record])
+            append_rows(session, STAGE_MOVES, [MISSING_RECORD])
         session.rollback()
         assert _events(session) == []
 
@@ -194,12 +195,10 @@ def test_a_row_left_to_a_python_side_default_is_not_inserted_past_the_unit_of_wo
 def test_a_row_inserted_past_the_unit_of_work_that_the_database_refuses_fails_as_sqlalchemys(
     sessions: sessionmaker[Session],
 ) -> None:
-    missing_record = {"record_id": 999_999, "pipeline_id": "p", "from_stage": None,
-                      "to_stage": "won", "moved_by": None, "moved_at": AT}  # fmt: skip
     with sessions() as session:
         with pytest.raises(exc.IntegrityError):
             appended.insert_returning_ids(
-                session, [(AUDIT_LOG, _event(1)), (STAGE_MOVES, missing_record)]
+                session, [(AUDIT_LOG, _event(1)), (STAGE_MOVES, MISSING_RECORD)]
             )
         session.rollback()
         assert _events(session) == []
