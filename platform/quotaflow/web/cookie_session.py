@@ -60,9 +60,9 @@ class _KeptSigner:
             if age >= 0 and (max_age is None or age <= max_age):
                 return dict(kept[2]) if kept[2] is not None else self._payload.loads(kept[0])
         data, signed = self._signer.loads(cookie, max_age=max_age, return_timestamp=True)
+        content, flat = self._payload.dumps(data), _flat(data)
         with self._lock:
-            content = self._payload.dumps(data)
-            self._opened[cookie] = (content, int(signed.timestamp()), _flat(data))
+            self._opened[cookie] = (content, int(signed.timestamp()), flat)
             _trim(self._opened)
         return data
 
