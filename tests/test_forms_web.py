@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from quotaflow import db
@@ -451,3 +453,37 @@ def test_pack_labels_help_choices_and_messages_render_as_text(
     assert "&lt;img src=x onerror=alert(2)&gt;" in pages[0]
     assert "&lt;i onmouseover=alert(3)&gt;a&lt;/i&gt;" in pages[0]
     assert "&lt;svg onload=alert(4)&gt;" in pages[1]
+
+
+# --- a post read without building its inputs ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deal_definition(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("posted")
+    write_pack(folder, acme_files())
+    return load_pack(folder)
+
+
+POSTED_NAMES = [f"f-{name}" for name in re.findall(r"\{id: (\w+)", DEAL)] + ["f-nope", "csrf_token"]
+POSTED_VALUES = st.one_of(
+    st.sampled_from(["", "false", "False", "y", "on", "hot", "A", "0", " 1 ", "None"]),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(posted=st.lists(st.tuples(st.sampled_from(POSTED_NAMES), POSTED_VALUES), max_size=40))
+def test_a_post_reads_as_the_inputs_built_from_it_read_it(
+    deal_definition: Any, posted: list[tuple[str, str]]
+) -> None:
+    """Every field type, repeated, missing, blank or odd values: what the save reads straight
+    from the post is what the WTForms inputs built from it would have given."""
+    from werkzeug.datastructures import MultiDict
+
+    from quotaflow.forms import wtf
+
+    formdata = MultiDict(posted)
+    form = deal_definition.forms["deal"]
+    built = wtf.build_form(wtf.form_spec(deal_definition, "deal", "en"), formdata=formdata)
+    assert wtf.posted_input(form, formdata) == wtf.raw_input(built, form)

@@ -176,6 +176,24 @@ def raw_input(form: BaseForm, definition: FormDef) -> dict[str, Raw]:
     return raw
 
 
+def posted_input(definition: FormDef, formdata: Any) -> dict[str, Raw]:
+    """`raw_input` of the form built from `formdata`, read straight from the post (a
+    MultiDict): what each input's WTForms field keeps of it. A valid save never shows its
+    inputs, and building them was a twentieth of its time."""
+    raw: dict[str, Raw] = {}
+    for field in definition.fields:
+        if is_computed(field):
+            continue
+        posted = formdata.getlist(PREFIX + field.id)
+        if field.type == "multichoice":
+            raw[field.id] = [str(v) for v in posted]
+        elif field.type == "bool":
+            raw[field.id] = "" if not posted or posted[0] in BooleanField.false_values else "y"
+        else:
+            raw[field.id] = str(posted[0]) if posted else ""
+    return raw
+
+
 def initial_input(definition: FormDef, values: Mapping[str, Any]) -> dict[str, Any]:
     """Typed values as the inputs show them (percent as 15, dates ISO, ids as text)."""
     data: dict[str, Any] = {}

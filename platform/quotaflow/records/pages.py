@@ -8,7 +8,7 @@ are in records/views.py.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -203,7 +203,7 @@ class FormPage:
     pack: CompiledPack
     version_id: int
     form: FormDef
-    inputs: Any  # wtforms BaseForm
+    build_inputs: Callable[[], Any]  # the wtforms BaseForm, built when a page shows them
     state: FormState
     stage: str | None
     show: Display
@@ -211,6 +211,14 @@ class FormPage:
     options: Mapping[str, list[tuple[str, str]]] = field(default_factory=dict)
     fields_html: Markup | None = None  # the inputs, already rendered (blank_form_page)
     key: str | None = None  # what a blank page is kept under (blank_form_page)
+    built_inputs: Any = field(default=None, repr=False)  # build_inputs() once it has run
+
+    @property
+    def inputs(self) -> Any:
+        """The form's inputs (wtforms BaseForm), built on first use."""
+        if self.built_inputs is None:
+            self.built_inputs = self.build_inputs()
+        return self.built_inputs
 
     @property
     def fields(self) -> list[tuple[FieldDef, Any]]:
@@ -269,17 +277,24 @@ def form_page(
     data = wtf.initial_input(form, values or {}) if formdata is None else None
     kept = values or {k[len(wtf.PREFIX) :]: v for k, v in (formdata or {}).items()}
     options = field_options(pack, form, kept)
-    inputs = wtf.build_form(spec, formdata=formdata, data=data, options=options)
+
+    def build_inputs() -> Any:
+        return wtf.build_form(spec, formdata=formdata, data=data, options=options)
+
+    if formdata is None:
+        inputs = build_inputs()
+        raw = wtf.raw_input(inputs, form)
+    else:  # a post: its inputs are built only if the page is shown again
+        inputs, raw = None, wtf.posted_input(form, formdata)
     state = validate_submission(
-        pack, form_id, wtf.raw_input(inputs, form), stage=stage, locale=current_language(),
-        today=local_today(),
-    )  # fmt: skip
+        pack, form_id, raw, stage=stage, locale=current_language(), today=local_today()
+    )
     wtf.check_options(state, form, options, _("choose one of the options offered"))
     if not check:  # a fresh form: no complaints before the person has typed anything
         state.errors, state.form_errors = {}, []
     return FormPage(
-        pack, version_id, form, inputs, state, stage, display_for(pack, form, [state.values]),
-        options=options,
+        pack, version_id, form, build_inputs, state, stage,
+        display_for(pack, form, [state.values]), options=options, built_inputs=inputs,
     )  # fmt: skip
 
 
