@@ -1,12 +1,14 @@
 """Deal form latency through a real server, beside a bare Flask endpoint doing one INSERT.
 
-    .venv/bin/python bench/forms.py [--requests 1000] [--clients 20] [--no-postgres]
+    .venv/bin/python bench/forms.py [--requests 1200] [--clients 20] [--rounds 6] [--no-postgres]
 
 For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
 migrate, load the demo, start gunicorn (2 sync workers) on 127.0.0.1, sign 20 clients in as
-demo reps (each client its own process, as browsers are), and time GET of the new-deal form (render) and POST of a valid deal (submit,
-which must answer a redirect, so an error is never timed as fast). The baseline is a bare
-Flask app under the same gunicorn settings: GET returns a small page, POST inserts one row.
+demo reps (each client its own process, as browsers are), and time GET of the new-deal form
+(render) and POST of a valid deal (submit, which must answer a redirect, so an error is never
+timed as fast). The baseline is a bare Flask app under the same gunicorn settings, running
+beside it: GET returns a small page, POST inserts one row. The two are loaded in turns,
+deal, bare, bare, deal, ... so both draw the same minutes of this machine.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -189,76 +190,95 @@ def deal_form(page: str, n: int) -> dict[str, str]:
     }
 
 
-def run_clients(
-    port: int, clients: int, requests: int, bare: bool, on_start: Callable[[], None] = lambda: None
-) -> dict[str, list[float]]:
-    """Each client in its own process, like a browser: as threads of one process they queued
-    behind one GIL to read their answers, and gunicorn's sync worker waits for the client to
-    close the connection before it takes the next request, so the server idled on the load
-    generator. `on_start` runs in this process when every client has signed in."""
-    ctx = multiprocessing.get_context("fork")
-    per_client = max(requests // clients, 1)
-    ready = ctx.Barrier(clients + 1)
-    results = ctx.Queue()
-    workers = [
-        ctx.Process(target=_client, args=(i, port, per_client, bare, ready, results))
-        for i in range(clients)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        ready.wait(timeout=120)  # every client signed in
-    except threading.BrokenBarrierError:
-        pass  # a client failed to sign in: its error is in the results
-    on_start()
-    started = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in every process
-    timings: dict[str, list[float]] = {"render": [], "submit": []}
-    errors, ended = [], started
-    for _ in workers:
-        renders, submits, error, end, resets = results.get(timeout=600)
-        timings["resets"] = [timings.get("resets", [0])[0] + resets]
-        timings["render"] += renders
-        timings["submit"] += submits
-        ended = max(ended, end)
-        if error:
-            errors.append(error)
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise RuntimeError("; ".join(errors[:3]))
-    timings["wall"] = [ended - started]
-    return timings
+class Clients:
+    """Client processes kept for a whole measurement, each signed in to the deal form once and
+    told, round after round, which server to load (`run`). Each client is its own process,
+    like a browser: as threads of one process they queued behind one GIL to read their
+    answers, and gunicorn's sync worker waits for the client to close the connection before
+    it takes the next request, so the server idled on the load generator."""
+
+    def __init__(self, ports: dict[str, int], clients: int) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.ready = ctx.Barrier(clients + 1)
+        self.results = ctx.Queue()
+        self.orders = [ctx.Queue() for _ in range(clients)]
+        self.workers = [
+            ctx.Process(target=_client, args=(i, ports, order, self.ready, self.results))
+            for i, order in enumerate(self.orders)
+        ]
+        for worker in self.workers:
+            worker.start()
+
+    def run(self, target: str, per_client: int) -> dict[str, list[float]]:
+        """Every client sends `per_client` renders and submits to `target`; the clock starts
+        when all of them are ready to."""
+        for order in self.orders:
+            order.put((target, per_client))
+        try:
+            self.ready.wait(timeout=120)  # every client signed in and told
+        except threading.BrokenBarrierError:
+            pass  # a client failed: its error is in the results
+        started = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in every process
+        timings: dict[str, list[float]] = {"render": [], "submit": [], "resets": [0]}
+        errors, ended = [], started
+        for _ in self.workers:
+            renders, submits, error, end, resets = self.results.get(timeout=600)
+            timings["resets"][0] += resets
+            timings["render"] += renders
+            timings["submit"] += submits
+            ended = max(ended, end)
+            if error:
+                errors.append(error)
+        if errors:
+            raise RuntimeError("; ".join(errors[:3]))
+        timings["wall"] = [ended - started]
+        return timings
+
+    def close(self) -> None:
+        for order in self.orders:
+            order.put(None)
+        for worker in self.workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
 
 
-def _client(index: int, port: int, per_client: int, bare: bool, ready: Any, results: Any) -> None:
-    renders: list[float] = []
-    submits: list[float] = []
-    client = Client(port)
-    try:
-        if not bare:
-            sign_in(client, REPS[index % len(REPS)])
-        path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
-        ready.wait(timeout=120)
-        for n in range(per_client):
-            start = time.perf_counter()
-            status, page = client.request("GET", path)
-            render = time.perf_counter() - start
-            assert status == 200, f"render answered {status}"
-            form = {"v": "x"} if bare else deal_form(page, n)
-            start = time.perf_counter()
-            status, body = client.request("POST", path, form)
-            submit = time.perf_counter() - start
-            if status not in (302, 303):
-                raise RuntimeError(f"submit answered {status}: {body[:300]}")
-            renders.append(render)
-            submits.append(submit)
-    except Exception as exc:  # reported after the run: a failing request is not a fast one
-        ready.abort()
-        results.put(
-            (renders, submits, f"client {index}: {exc}", time.perf_counter(), client.resets)
-        )
-        return
-    results.put((renders, submits, None, time.perf_counter(), client.resets))
+def _client(index: int, ports: dict[str, int], orders: Any, ready: Any, results: Any) -> None:
+    clients = {name: Client(port) for name, port in ports.items()}
+    signed_in = False
+    while (order := orders.get()) is not None:
+        target, per_client = order
+        renders: list[float] = []
+        submits: list[float] = []
+        bare = target == "bare"
+        client = clients[target]
+        try:
+            if not bare and not signed_in:
+                sign_in(client, REPS[index % len(REPS)])
+                signed_in = True
+            path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
+            ready.wait(timeout=120)
+            for n in range(per_client):
+                start = time.perf_counter()
+                status, page = client.request("GET", path)
+                render = time.perf_counter() - start
+                assert status == 200, f"render answered {status}"
+                form = {"v": "x"} if bare else deal_form(page, n)
+                start = time.perf_counter()
+                status, body = client.request("POST", path, form)
+                submit = time.perf_counter() - start
+                if status not in (302, 303):
+                    raise RuntimeError(f"submit answered {status}: {body[:300]}")
+                renders.append(render)
+                submits.append(submit)
+        except Exception as exc:  # reported after the run: a failing request is not a fast one
+            ready.abort()
+            results.put(
+                (renders, submits, f"client {index}: {exc}", time.perf_counter(), client.resets)
+            )
+            return
+        results.put((renders, submits, None, time.perf_counter(), client.resets))
+        client.resets = 0
 
 
 # --- servers -------------------------------------------------------------------------------
@@ -319,26 +339,55 @@ def prepare(url: str, instance: Path) -> dict[str, str]:
     return env
 
 
-def measure(label: str, url: str, workdir: Path, clients: int, requests: int) -> list[str]:
+def measure(
+    label: str, url: str, workdir: Path, clients: int, requests: int, rounds: int
+) -> list[str]:
+    """Both servers run side by side and are loaded in turn, `rounds` times in the order
+    deal, bare, bare, deal, ... (ABBA): this machine's speed drifts by 15 % from one minute
+    to the next, and measured one after the other the two sides drew different minutes, so
+    the ratio between them moved more than the code did. Each side's figures pool its
+    rounds."""
     env = prepare(url, workdir / f"instance-{label}")
-    rows = []
-    for name, target, chdir, bare in (
-        ("deal form", "quotaflow:create_app()", REPO, False),
-        ("bare Flask + INSERT", "forms:bare_app()", REPO / "bench", True),
-    ):
-        port = free_port()
-        log = workdir / f"gunicorn-{label}-{'bare' if bare else 'app'}.log"
-        server = start_gunicorn(target, env, port, chdir, log)
-        try:
-            run_clients(port, clients, clients * 2, bare)  # warm both workers and the caches
-            timings = run_clients(port, clients, requests, bare)
-        except RuntimeError:
+    sides = {
+        "app": ("deal form", "quotaflow:create_app()", REPO),
+        "bare": ("bare Flask + INSERT", "forms:bare_app()", REPO / "bench"),
+    }
+    servers, ports, logs = {}, {}, {}
+    pool = None
+    try:
+        for side, (_name, target, chdir) in sides.items():
+            ports[side] = free_port()
+            logs[side] = workdir / f"gunicorn-{label}-{side}.log"
+            servers[side] = start_gunicorn(target, env, ports[side], chdir, logs[side])
+        pool = Clients(ports, clients)
+        per_client = max(requests // clients // rounds, 1)
+        pooled: dict[str, dict[str, list[float]]] = {
+            side: {"render": [], "submit": [], "wall": [0.0], "resets": [0]} for side in sides
+        }
+        for side in sides:
+            pool.run(side, 2)  # warm both workers and the caches
+        for turn in range(rounds):
+            for side in ("app", "bare") if turn % 2 == 0 else ("bare", "app"):
+                timings = pool.run(side, per_client)
+                for key in ("render", "submit"):
+                    pooled[side][key] += timings[key]
+                pooled[side]["wall"][0] += timings["wall"][0]
+                pooled[side]["resets"][0] += timings["resets"][0]
+    except RuntimeError:
+        for log in logs.values():
             print(log.read_text()[-3000:], file=sys.stderr)
-            raise
-        finally:
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+        for server in servers.values():
             stop(server)
-        rows.append((name, timings))
-    lines = [f"{label}: {clients} clients, {requests} renders + {requests} submits in all"]
+    rows = [(sides[side][0], pooled[side]) for side in sides]
+    done = len(pooled["app"]["render"])
+    lines = [
+        f"{label}: {clients} clients, {done} renders + {done} submits a side in all,"
+        f" in {rounds} turns a side (deal, bare, bare, deal, ...)"
+    ]
     lines.append(
         f"  {'endpoint':<22}{'render p50':>11}{'p95':>8}{'submit p50':>12}{'p95':>8}{'req/s':>8}"
     )
@@ -372,17 +421,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--requests", type=int, default=1000, help="renders (and submits) per database"
-    )
+    parser.add_argument("--requests", type=int, default=1200, help="renders (and submits) a side")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="turns a side, the sides loaded in ABBA order"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}; gunicorn {' '.join(GUNICORN)}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for line in measure(
-            "SQLite", f"sqlite:///{workdir / 'bench.db'}", workdir, args.clients, args.requests
+            "SQLite",
+            f"sqlite:///{workdir / 'bench.db'}",
+            workdir,
+            args.clients,
+            args.requests,
+            args.rounds,
         ):
             print(line, flush=True)
         if args.no_postgres:
@@ -397,7 +452,12 @@ def main() -> None:
             return
         try:
             for line in measure(
-                "PostgreSQL", server.url("postgres"), workdir, args.clients, args.requests
+                "PostgreSQL",
+                server.url("postgres"),
+                workdir,
+                args.clients,
+                args.requests,
+                args.rounds,
             ):
                 print(line, flush=True)
         finally:
