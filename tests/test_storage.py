@@ -334,39 +334,3 @@ def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
         assert conn.execute(text("SELECT 1")).scalar() == 1
     engine.dispose()
     killer.dispose()
-
-
-def test_first_statements_go_with_the_transactions_begin_and_fail_as_sqlalchemys(
-    pg_server: PostgresServer,
-) -> None:
-    """rows_of_first_statements: BEGIN and the statements in one round trip when nothing was
-    sent yet, inside the transaction all the same (SET LOCAL holds to its end, a rollback
-    undoes what they did), the last one's rows back; an error is SQLAlchemy's."""
-    from sqlalchemy import exc, text
-
-    url = pg_server.url(_create_pg_database(pg_server))
-    engine = db.make_engine(url)
-    show = "SHOW statement_timeout"
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("CREATE TABLE probe (n int)"))
-            conn.commit()
-            for already_begun in (False, True):
-                if already_begun:
-                    conn.execute(text("SELECT 1"))  # psycopg has sent BEGIN itself
-                rows = db.rows_of_first_statements(
-                    conn,
-                    f"SET LOCAL statement_timeout = '4321ms'; INSERT INTO probe VALUES (7); {show}",
-                )
-                assert rows == [("4321ms",)]
-                assert conn.execute(text("SELECT count(*) FROM probe")).scalar() == 1
-                conn.rollback()
-                assert conn.execute(text(show)).scalar() != "4321ms"
-                assert conn.execute(text("SELECT count(*) FROM probe")).scalar() == 0
-                conn.rollback()
-            with pytest.raises(exc.DataError):
-                db.rows_of_first_statements(conn, "SELECT 1 / 0")
-            conn.rollback()
-            assert db.rows_of_first_statements(conn, "SELECT 'ok', NULL") == [("ok", None)]
-    finally:
-        engine.dispose()

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from quotaflow.db import execute_on_driver
+from quotaflow.together import Prepared, hold, numbered, prepared, send_together
 
 PENDING = "quotaflow.appended_rows"  # session.info: rows held until the block ends
 Rows = list[Mapping[str, Any]]
@@ -92,9 +93,9 @@ def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":  # held to go with COMMIT or what comes next
         statement = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
-        execute_on_driver(connection, statement, _parameters(list(groups.items())))
+        hold(connection, _bound(statement, _parameters(list(groups.items()))))
         return
     for kept, rows in groups.items():  # SQLite: in process, no round trip to save
         parameters_of_rows = [kept.parameters(row) for row in rows]
@@ -115,10 +116,11 @@ def insert_returning_ids(
     if not rows or any(k is None or "id" not in k.table.c for k in kept):
         return None
     inserts = [(k, [row]) for k, (_table, row) in zip(kept, rows, strict=True) if k is not None]
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":  # with what is held (BEGIN, the lock)
         statement = _together(tuple((k, 1) for k, _rows in inserts), returning=True)
-        found = execute_on_driver(connection, statement, _parameters(inserts), fetch=True)
-        return [*found[1:], found[0]]  # the main statement's id comes first
+        ((found,),) = send_together(connection, [_bound(statement, _parameters(inserts))])
+        ids = [int(str(value)) for value in found]
+        return [*ids[1:], ids[0]]  # the main statement's id comes first
     return [
         execute_on_driver(
             connection, k.head + k.row + " RETURNING id", k.parameters(r), fetch=True
@@ -135,6 +137,20 @@ def _parameters(inserts: Sequence[tuple[_KeptInsert, Rows]]) -> dict[str, Any]:
         for j, row in enumerate(rows)
         for name, value in zip(kept.names, kept.parameters(row), strict=True)
     }
+
+
+_NUMBERED: dict[str, tuple[Prepared, tuple[str, ...]]] = {}
+
+
+def _bound(statement: str, parameters: Mapping[str, Any]) -> tuple[Prepared, list[Any]]:
+    """`_together`'s statement to send by name, with its parameters in their order."""
+    found = _NUMBERED.get(statement)
+    if found is None:
+        text, names = numbered(statement)
+        found = (prepared(text), names)
+        if len(_NUMBERED) < 256:  # a save's shapes; a batch's statement is sent once
+            _NUMBERED[statement] = found
+    return found[0], [parameters[name] for name in found[1]]
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -63,9 +63,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _queue_sqlite_writer)
     else:
-        engine = create_engine(url, **kwargs)
+        # psycopg's own statement preparing is off: on a rollback it sends DEALLOCATE ALL,
+        # which would take the statements together.py prepares (and knows as prepared) with
+        # it; the few hot statements are prepared there, by name, for the connection's life
+        connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine.pool, "checkout", _ping_if_idle)
         event.listen(engine.pool, "checkin", _note_checkin)
+        from quotaflow import together  # (it builds on this module)
+
+        together.watch(engine)
     event.listen(engine, "before_cursor_execute", _note_writes)
     event.listen(engine, "commit", _transaction_ended)
     event.listen(engine, "rollback", _transaction_ended)
@@ -83,6 +90,7 @@ CHECKED_IN = "quotaflow.checked_in"
 def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
     if record is not None:
         record.info[CHECKED_IN] = time.monotonic()
+        record.info.pop(HELD, None)  # its transaction was rolled back by the pool
 
 
 def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
@@ -204,11 +212,12 @@ def execute_on_driver(
     SQLite, the transaction marked as written, and a driver error raised as SQLAlchemy
     raises it (IntegrityError, OperationalError ...; a lost connection invalidated).
     With `fetch`, the first row the statement returns (RETURNING); else None."""
+    send_held(connection)
     driver: Any = connection.connection.driver_connection
     wait_to_write(connection)
     cursor = driver.cursor() if cursor_class is None else cursor_class(driver)
     try:
-        with _as_sqlalchemy_errors(connection, statement, parameters, cursor):
+        with as_sqlalchemy_errors(connection, statement, parameters, cursor):
             if many:
                 cursor.executemany(statement, parameters)
             else:
@@ -221,7 +230,7 @@ def execute_on_driver(
 
 
 @contextmanager
-def _as_sqlalchemy_errors(
+def as_sqlalchemy_errors(
     connection: Connection, statement: str, parameters: Any, cursor: Any = None
 ) -> Iterator[None]:
     """A driver error raised as SQLAlchemy raises it, a lost connection invalidated."""
@@ -238,41 +247,16 @@ def _as_sqlalchemy_errors(
         ) from error
 
 
-def rows_of_first_statements(connection: Connection, statements: str) -> list[tuple[Any, ...]]:
-    """Run parameterless `statements` (several, `;`-separated) on PostgreSQL and return the
-    last one's rows, its columns asked for as text. When the transaction has sent nothing
-    yet they go in one round trip with its BEGIN, which psycopg would otherwise send alone
-    first. Marked as written (the statements may lock); errors raised as SQLAlchemy's."""
-    from psycopg import errors, generators, pq
+HELD = "quotaflow.held_statements"  # connection.info: statements held to go with the next
 
-    if not connection.in_transaction():
-        connection.begin()  # so that its rollback reaches the server (begin sends nothing)
-    driver: Any = connection.connection.driver_connection
-    begun = driver.info.transaction_status != pq.TransactionStatus.IDLE
-    sql = statements if begun else f"BEGIN; {statements}"
-    with _as_sqlalchemy_errors(connection, sql, None):
-        if begun:
-            with driver.cursor() as cursor:
-                cursor.execute(sql)
-                while cursor.nextset():
-                    pass  # to the last statement's rows
-                rows = [tuple(row) for row in cursor.fetchall()]
-        else:  # as psycopg runs its own BEGIN: a simple query, every result read
-            driver.pgconn.send_query(sql.encode(driver.info.encoding))
-            results = driver.wait(generators.execute(driver.pgconn))
-            for result in results:
-                if result.status == pq.ExecStatus.FATAL_ERROR:
-                    raise errors.error_from_result(result, encoding=driver.info.encoding)
-            last = results[-1]
-            rows = [
-                tuple(
-                    None if v is None else v.decode(driver.info.encoding)
-                    for v in (last.get_value(i, j) for j in range(last.nfields))
-                )
-                for i in range(last.ntuples)
-            ]
-    connection.info[WROTE] = True
-    return rows
+
+def send_held(connection: Connection) -> None:
+    """Send the statements held on this PostgreSQL connection (together.hold) before one
+    that goes to the driver another way."""
+    if connection.info.get(HELD):
+        from quotaflow.together import send_together
+
+        send_together(connection)
 
 
 def _note_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -382,6 +366,7 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     from psycopg.types.json import Jsonb
 
     session.flush()  # rows the COPY refers to (a new user, a team) must be in the database
+    send_held(session.connection())
     columns = list(rows[0])
     documents = {c.name for c in table.columns if isinstance(c.type, JSON)}
     names = ", ".join(f'"{c}"' for c in columns)

@@ -51,15 +51,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from quotaflow.db import execute_on_driver, rows_of_first_statements
+from quotaflow.db import HELD, execute_on_driver
 from quotaflow.expressions.sql import MonthStart
 from quotaflow.kpis.models import READY, STALE, Rollup, RollupSet
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.records.models import Record
+from quotaflow.together import Prepared, hold, numbered, prepared, send_together, sql_literal
 
 ROLLUPS = cast(Table, Rollup.__table__)
 HANDLED = "quotaflow_rollups_handled"  # execution option of a bulk statement that maintains them
 GUARDED = "quotaflow.rollups_guarded"  # session.info: packs with ready sets, under the lock
+GUARDING = "quotaflow.rollups_guarding"  # session.info: the held list the lock waits in
 PENDING = "quotaflow.rollup_pending"  # session.info: records to add back after the flush
 
 
@@ -179,26 +181,50 @@ def _packs_with_sets(session: Session) -> set[str]:
     return found
 
 
-# One round trip, three statements (no parameters: PostgreSQL's simple protocol takes
-# several). The delta statement below, prepared by psycopg, is then run on its generic plan:
-# re-planning it for each record cost more than running it (0.7 -> 0.4 ms a save); it only
-# looks rows up by id, so one plan suits every call. SET LOCAL ends with the transaction.
+# Three statements without parameters, held to go with the transaction's BEGIN and the
+# save's first write (together.py). The delta statement below is then run on its generic
+# plan: re-planning it for each record cost more than running it (0.7 -> 0.4 ms a save); it
+# only looks rows up by id, so one plan suits every call. SET LOCAL ends with the transaction.
 READY_PACKS = f"SELECT DISTINCT pack_id FROM kpi_rollup_sets WHERE state = '{READY}'"
 GUARD_POSTGRESQL = (
-    "LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE; "
-    f"SET LOCAL plan_cache_mode = force_generic_plan; {READY_PACKS}"
+    "LOCK TABLE kpi_rollup_sets IN ROW SHARE MODE",
+    "SET LOCAL plan_cache_mode = force_generic_plan",
+    READY_PACKS,
 )
 
 
 def _guard_postgresql(session: Session) -> set[str]:
-    return {row[0] for row in rows_of_first_statements(session.connection(), GUARD_POSTGRESQL)}
+    connection = _hold_guard(session)
+    send_together(connection)
+    found: set[str] = session.info[GUARDED]
+    return found
+
+
+def _hold_guard(session: Session) -> Any:
+    """Hold the lock and the ready packs' read to go with the next statement (unless they
+    are held already); the answer lands in session.info[GUARDED]."""
+    connection = session.connection()
+    held = connection.info.get(HELD)
+    if held is None or session.info.get(GUARDING) is not held:  # (a rollback drops the list)
+
+        def answered(rows: list[tuple[str | None, ...]]) -> None:
+            session.info.pop(GUARDING, None)
+            session.info[GUARDED] = {row[0] for row in rows}
+
+        for statement in GUARD_POSTGRESQL[:-1]:
+            hold(connection, statement)
+        # prepared: as plain SQL the server planned it on every save (~35 us, thrice its run)
+        hold(connection, (prepared(GUARD_POSTGRESQL[-1]), ()), answered)
+        session.info[GUARDING] = connection.info[HELD]
+    return connection
 
 
 def guard(session: Session) -> None:
-    """Take the roll-ups' writers' lock now, before this transaction's first write (on
-    PostgreSQL its BEGIN then goes in the same round trip; SQLite is left to the writes)."""
-    if session.get_bind().dialect.name == "postgresql":
-        _packs_with_sets(session)
+    """Take the roll-ups' writers' lock before this transaction's first write: on PostgreSQL
+    held to go in the same round trip as that write (and BEGIN); SQLite is left to the
+    writes."""
+    if session.get_bind().dialect.name == "postgresql" and GUARDED not in session.info:
+        _hold_guard(session)
 
 
 def _move(session: Session, ids: dict[tuple[str, str], list[int]], sign: int) -> None:
@@ -256,13 +282,13 @@ class _DeltaSql:
 # On PostgreSQL psycopg also parsed its placeholders on every call (it keeps the parse of
 # statements under 4 kB only): 0.14 ms of a save's 2.3 in the worker. So the SQL a save's
 # delta sends is kept per (pack content, form, sign, dialect, number of ids on SQLite) and
-# sent as is; on PostgreSQL with numbered placeholders, which psycopg's RawCursor passes
-# through unparsed. The first run goes through SQLAlchemy, and its SQL is kept only if the
+# sent as is; on PostgreSQL with numbered placeholders, prepared by name with its constants
+# written in, and held to go with the save's next round trip (together.py). The first run goes
+# through SQLAlchemy, and its SQL is kept only if the
 # parameters built here equal the ones SQLAlchemy sent (a constant it had to convert keeps
 # the general path).
 _SQL: dict[tuple[Any, ...], _DeltaSql | None] = {}
 _FEW = 8  # ids; imports take the general path
-_NAMED = re.compile(r"%%|%\((\w+)\)s")  # psycopg's named placeholders and escaped percent
 
 
 def _run_compiled(connection: Any, statement: Any, key: tuple[Any, ...], ids: list[int]) -> bool:
@@ -309,16 +335,8 @@ def _kept_sql(
         if not set(candidate.names) <= known:  # a parameter SQLAlchemy made up at run time
             return None
         return candidate if list(candidate.parameters(ids)) == list(params) else None
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) is None:
-            return "%"
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    candidate = _DeltaSql(_NAMED.sub(number, sql), tuple(names), constants, True)
+    text, names = numbered(sql)
+    candidate = _DeltaSql(text, names, constants, True)
     if not set(candidate.names) <= known:  # e.g. an expanding IN's own names
         return None
     built = dict(zip(candidate.names, candidate.parameters(ids), strict=True))
@@ -329,9 +347,28 @@ def _send(connection: Any, kept: _DeltaSql, ids: list[int]) -> None:
     if not kept.ids_as_array:
         execute_on_driver(connection, kept.text, kept.parameters(ids))
         return
-    from psycopg import RawCursor
+    # PostgreSQL: held to go with the save's next statement (its history rows and COMMIT);
+    # whatever runs next in the transaction runs after it, so nothing reads around it
+    hold(connection, (_prepared_delta(connection, kept), [ids]))
 
-    execute_on_driver(connection, kept.text, kept.parameters(ids), cursor_class=RawCursor)
+
+_PREPARED: dict[tuple[str, str], Prepared] = {}
+
+
+def _prepared_delta(connection: Any, kept: _DeltaSql) -> Prepared:
+    """The delta with its constants (pack, signatures, time zone, the sign) written in as
+    literals: only the ids are left a parameter ($1), so a save sends one value, not forty.
+    Kept per text and constants: adding and subtracting differ in constants only."""
+    key = (kept.text, repr(sorted(kept.constants.items())))
+    found = _PREPARED.get(key)
+    if found is None:
+        values = [
+            "$1" if name == "qf_ids" else sql_literal(connection, kept.constants[name])
+            for name in kept.names
+        ]
+        text = re.sub(r"\$(\d+)", lambda m: values[int(m.group(1)) - 1], kept.text)
+        found = _PREPARED[key] = prepared(text)
+    return found
 
 
 # Built once per (pack content, form, sign, dialect): building SQLAlchemy statements
@@ -470,4 +507,5 @@ def _stale_on_bulk_statements(state: Any) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(GUARDED, None)
+    session.info.pop(GUARDING, None)
     session.info.pop(PENDING, None)
