@@ -149,3 +149,50 @@ def kept_csrf_token() -> str:
         _CSRF_SIGNED[(key[0], session[field])] = (token, signed)
         _trim(_CSRF_SIGNED)
     return token
+
+
+# (secret, the session's raw token, signed token): when it was signed, read from the token
+_CSRF_CHECKED: OrderedDict[tuple[Any, str, str], int] = OrderedDict()
+
+
+def csrf_token_known(token: str | None) -> bool:
+    """True when `token` is one this process signed for the session's raw token under the
+    current secret (kept_csrf_token) or accepted for it before (note_checked_csrf), and is
+    within WTF_CSRF_TIME_LIMIT: what Flask-WTF's validate_csrf would find, without its HMAC.
+    Anything else (another worker's token, a changed secret, a stranger) is not known."""
+    config = current_app.config
+    raw = session.get(config["WTF_CSRF_FIELD_NAME"])
+    if not token or not isinstance(raw, str):
+        return False
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    with _CSRF_LOCK:
+        kept = _CSRF_SIGNED.get((secret, raw))
+        if kept is not None and kept[0] == token:
+            signed: int | None = kept[1]  # read before signing: the token is no older
+        else:
+            signed = _CSRF_CHECKED.get((secret, raw, token))
+    if signed is None:
+        return False
+    limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)  # validate_csrf's default
+    age = _age(signed)
+    return age >= 0 and (limit is None or age <= int(limit))
+
+
+def note_checked_csrf(token: str) -> None:
+    """Remember a token validate_csrf has just accepted for this session, with the time it
+    was signed (read from the token, whose signature was just checked)."""
+    from itsdangerous.encoding import base64_decode, bytes_to_int
+
+    config = current_app.config
+    raw = session.get(config["WTF_CSRF_FIELD_NAME"])
+    parts = token.rsplit(".", 2)
+    if not isinstance(raw, str) or len(parts) != 3:
+        return
+    try:
+        signed = bytes_to_int(base64_decode(parts[1]))
+    except ValueError:  # (BadData is a ValueError too) not a token this code understands
+        return
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    with _CSRF_LOCK:
+        _CSRF_CHECKED[(secret, raw, token)] = signed
+        _trim(_CSRF_CHECKED)

@@ -6,13 +6,17 @@ proxies sit in front (otherwise every client shares the proxy's address for logi
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, current_app, g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from quotaflow.web.cookie_session import KeptCookieSessionInterface
+from quotaflow.web.cookie_session import (
+    KeptCookieSessionInterface,
+    csrf_token_known,
+    note_checked_csrf,
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -36,11 +40,34 @@ def init_app(app: Flask) -> None:
     # a rep may keep a form open for a working day; the token is still bound to the session
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     app.session_interface = KeptCookieSessionInterface()  # same cookies, signing remembered
-    CSRFProtect(app)
+    KeptCSRFProtect(app)
     app.after_request(add_security_headers)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies:  # behind nginx & co: the client address and scheme come from X-Forwarded-*
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+
+class KeptCSRFProtect(CSRFProtect):
+    """Flask-WTF's CSRFProtect, but a token this process signed or accepted before for the
+    session is accepted again without checking its signature anew
+    (`cookie_session.csrf_token_known`: same session token, same secret, within the time
+    limit); any other goes through Flask-WTF's own check and, if it passes, is remembered.
+    Checking the HMAC was a twelfth of a form post's time in the worker."""
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return  # as Flask-WTF does for views and blueprints marked exempt
+        config = current_app.config
+        strict = request.is_secure and config["WTF_CSRF_SSL_STRICT"]  # (a referrer check too)
+        if strict or request.method not in config["WTF_CSRF_METHODS"]:
+            super().protect()
+            return
+        token = self._get_csrf_token()
+        if csrf_token_known(token):
+            g.csrf_valid = True  # as Flask-WTF marks a request it checked
+            return
+        super().protect()  # an error response for a bad token
+        note_checked_csrf(token)
 
 
 _LOWER = tuple((name.lower(), name, value) for name, value in HEADERS.items())
