@@ -39,6 +39,7 @@ STAMP = "quotaflow.config_stamp"  # session.info: the stamp this transaction rea
 CHANGED = "quotaflow.config_changed"  # session.info: this transaction changed the set-up
 StampRead = tuple[int, Any]  # (id, at) of the newest row
 NEWEST = "SELECT id, at FROM config_changes ORDER BY id DESC LIMIT 1"
+STAMP_STATEMENT = b"qf_config_stamp"  # NEWEST, prepared on the reader's connection
 
 
 class ConfigChange(Base):
@@ -105,15 +106,30 @@ class _StampReader:
         self._pid = 0
         event.listen(engine, "engine_disposed", self._on_dispose)
 
-    def newest(self) -> Any:
+    def newest(self) -> tuple[int, str] | None:
         with self._lock:
             try:
-                return self._connection().execute(NEWEST, prepare=True).fetchone()
+                return self._newest()
             except self._errors:
                 # Reading the stamp changes nothing, so one more try on a new connection is
                 # safe; its server may have restarted while it sat idle.
                 self._close()
-                return self._connection().execute(NEWEST, prepare=True).fetchone()
+                return self._newest()
+
+    def _newest(self) -> tuple[int, str] | None:
+        # Straight to libpq, its time as the server writes it: psycopg's cursor, query
+        # conversion and row loading were most of a kept page's stamp read in the worker.
+        from psycopg import errors, generators, pq
+
+        conn = self._connection()
+        conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
+        results = conn.wait(generators.execute(conn.pgconn))
+        result = results[-1]
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise errors.error_from_result(result, encoding=conn.info.encoding)
+        if result.ntuples == 0:
+            return None
+        return int(result.get_value(0, 0)), result.get_value(0, 1).decode()
 
     def newest_backend_pid(self) -> int:
         """The server process the stamp is read on (for tests and diagnostics)."""
@@ -129,7 +145,10 @@ class _StampReader:
             # out a connection its parent still holds.
             dialect = self._engine().dialect
             cargs, cparams = dialect.create_connect_args(self._engine().url)
-            self._conn = dialect.connect(*cargs, **{**cparams, "autocommit": True})
+            self._conn = dialect.connect(
+                *cargs, **{**cparams, "autocommit": True, "prepare_threshold": None}
+            )
+            self._conn.execute(f"PREPARE {STAMP_STATEMENT.decode()} AS {NEWEST}")
             self._pid = os.getpid()
         return self._conn
 

@@ -69,7 +69,8 @@ def _close_session(exc: BaseException | None) -> None:
     if session is None:
         return
     if exc is None and session.get_bind().dialect.name == "postgresql" and read_only(session):
-        # End a reading transaction with COMMIT, not ROLLBACK: psycopg forgets every prepared
-        # statement on a rollback, and then re-sends and PostgreSQL re-plans each of them
+        # End a reading transaction with COMMIT, not ROLLBACK: the same one round trip, and
+        # no rollback for anything to react to (psycopg's own preparing used to deallocate
+        # every prepared statement on one; it is off now, see together.py)
         session.commit()
     session.close()  # anything written but not committed is rolled back here
