@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from quotaflow.db import HELD, WROTE, as_sqlalchemy_errors
+from quotaflow.db import HELD, WROTE, as_sqlalchemy_errors, send_held
 
 PREPARED = "quotaflow.prepared_statements"  # connection.info: names this connection knows
 MAX_KEPT = 1024  # prepared statements kept per process (one per statement shape: a handful)
@@ -183,8 +183,7 @@ def watch(engine: Engine) -> None:
 
 
 def _before_statement(conn: Connection, *_args: Any) -> None:
-    if conn.info.get(HELD):
-        send_together(conn)
+    send_held(conn)
 
 
 def _with_commit(conn: Connection) -> None:

@@ -283,10 +283,9 @@ class _DeltaSql:
 # statements under 4 kB only): 0.14 ms of a save's 2.3 in the worker. So the SQL a save's
 # delta sends is kept per (pack content, form, sign, dialect, number of ids on SQLite) and
 # sent as is; on PostgreSQL with numbered placeholders, prepared by name with its constants
-# written in, and held to go with the save's next round trip (together.py). The first run goes
-# through SQLAlchemy, and its SQL is kept only if the
-# parameters built here equal the ones SQLAlchemy sent (a constant it had to convert keeps
-# the general path).
+# written in, and held to go with the save's next round trip (together.py). The first run
+# goes through SQLAlchemy, and its SQL is kept only if the parameters built here equal the
+# ones SQLAlchemy sent (a constant it had to convert keeps the general path).
 _SQL: dict[tuple[Any, ...], _DeltaSql | None] = {}
 _FEW = 8  # ids; imports take the general path
 

@@ -24,6 +24,7 @@ tenth of WTF_CSRF_TIME_LIMIT, as for cookies).
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections import OrderedDict
 from threading import Lock
@@ -167,7 +168,7 @@ def csrf_token_known(token: str | None) -> bool:
     secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
     with _CSRF_LOCK:
         kept = _CSRF_SIGNED.get((secret, raw))
-        if kept is not None and kept[0] == token:
+        if kept is not None and hmac.compare_digest(kept[0], token):
             signed: int | None = kept[1]  # read before signing: the token is no older
         else:
             signed = _CSRF_CHECKED.get((secret, raw, token))
