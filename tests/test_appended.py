@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, exc, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, exc, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotaflow import appended, db
@@ -138,11 +138,20 @@ def test_a_large_batch_is_written_in_order_and_its_statement_not_kept(
     sessions: sessionmaker[Session],
 ) -> None:
     kept_before = len(appended._TOGETHER)
-    with db.transaction(sessions) as session, appended_together(session):
-        append_rows(session, AUDIT_LOG, [_event(n) for n in range(40)])
+    with db.transaction(sessions) as session:
+        before = _prepared_on_server(session)
+        with appended_together(session):
+            append_rows(session, AUDIT_LOG, [_event(n) for n in range(40)])
+        assert _prepared_on_server(session) == before  # nor prepared on the server
     with sessions() as session:
         assert [actor for actor, _d, _at in _events(session)] == [f"rep{n}" for n in range(40)]
     assert len(appended._TOGETHER) == kept_before  # one statement per batch size would pile up
+
+
+def _prepared_on_server(session: Session) -> int | None:
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return int(session.scalar(text("SELECT count(*) FROM pg_prepared_statements")) or 0)
 
 
 # --- one new row each, read back: insert_returning_ids --------------------------------------

@@ -93,9 +93,13 @@ def _write(connection: Connection, batches: list[tuple[Table, Rows]]) -> None:
         for table, rows in batches:
             connection.execute(insert(table), rows)
         return
-    if connection.dialect.name == "postgresql":  # held to go with COMMIT or what comes next
-        statement = _together(tuple((kept, len(rows)) for kept, rows in groups.items()))
-        hold(connection, _bound(statement, _parameters(list(groups.items()))))
+    if connection.dialect.name == "postgresql":
+        shape = tuple((kept, len(rows)) for kept, rows in groups.items())
+        statement, parameters = _together(shape), _parameters(list(groups.items()))
+        if sum(count for _kept, count in shape) <= KEEP_UP_TO_ROWS:  # a save's: prepared once,
+            hold(connection, _bound(statement, parameters))  # held to go with COMMIT or next
+        else:  # a batch's statement, sent once: not prepared (it would stay on the server)
+            execute_on_driver(connection, statement, parameters)
         return
     for kept, rows in groups.items():  # SQLite: in process, no round trip to save
         parameters_of_rows = [kept.parameters(row) for row in rows]
@@ -148,7 +152,7 @@ def _bound(statement: str, parameters: Mapping[str, Any]) -> tuple[Prepared, lis
     if found is None:
         text, names = numbered(statement)
         found = (prepared(text), names)
-        if len(_NUMBERED) < 256:  # a save's shapes; a batch's statement is sent once
+        if len(_NUMBERED) < 256:  # a save's shapes, a handful
             _NUMBERED[statement] = found
     return found[0], [parameters[name] for name in found[1]]
 
