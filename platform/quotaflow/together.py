@@ -53,14 +53,14 @@ class Prepared:
 Rows = list[tuple[str | None, ...]]
 Part = str | tuple[Prepared, Sequence[Any]]
 _KEPT: dict[str, Prepared] = {}
-_NUMBERED = re.compile(r"\$(\d+)")
+PLACEHOLDER = re.compile(r"\$(\d+)")  # a numbered placeholder; group 1 its number
 
 
 def prepared(text: str) -> Prepared:
     """The statement `text` (placeholders $1 ... $n) to send by name."""
     found = _KEPT.get(text)
     if found is None:
-        arity = max((int(n) for n in _NUMBERED.findall(text)), default=0)
+        arity = max((int(n) for n in PLACEHOLDER.findall(text)), default=0)
         name = "qf_" + hashlib.sha1(text.encode()).hexdigest()[:24]
         arguments = f"({', '.join(['%s'] * arity)})" if arity else ""
         found = Prepared(name, text, f"EXECUTE {name}{arguments}")

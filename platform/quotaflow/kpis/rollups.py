@@ -24,7 +24,6 @@ not seen: run `quotaflow kpi rollups --rebuild` after them.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -56,7 +55,15 @@ from quotaflow.expressions.sql import MonthStart
 from quotaflow.kpis.models import READY, STALE, Rollup, RollupSet
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.records.models import Record
-from quotaflow.together import Prepared, hold, numbered, prepared, send_together, sql_literal
+from quotaflow.together import (
+    PLACEHOLDER,
+    Prepared,
+    hold,
+    numbered,
+    prepared,
+    send_together,
+    sql_literal,
+)
 
 ROLLUPS = cast(Table, Rollup.__table__)
 HANDLED = "quotaflow_rollups_handled"  # execution option of a bulk statement that maintains them
@@ -365,7 +372,7 @@ def _prepared_delta(connection: Any, kept: _DeltaSql) -> Prepared:
             "$1" if name == "qf_ids" else sql_literal(connection, kept.constants[name])
             for name in kept.names
         ]
-        text = re.sub(r"\$(\d+)", lambda m: values[int(m.group(1)) - 1], kept.text)
+        text = PLACEHOLDER.sub(lambda m: values[int(m.group(1)) - 1], kept.text)
         found = _PREPARED[key] = prepared(text)
     return found
 
