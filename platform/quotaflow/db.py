@@ -231,9 +231,10 @@ def execute_on_driver(
 
 @contextmanager
 def as_sqlalchemy_errors(
-    connection: Connection, statement: str, parameters: Any, cursor: Any = None
+    connection: Connection, statement: str | bytes, parameters: Any, cursor: Any = None
 ) -> Iterator[None]:
-    """A driver error raised as SQLAlchemy raises it, a lost connection invalidated."""
+    """A driver error raised as SQLAlchemy raises it, a lost connection invalidated (a statement
+    given as bytes is decoded for the message only then)."""
     dbapi = connection.dialect.loaded_dbapi
     try:
         yield
@@ -242,6 +243,8 @@ def as_sqlalchemy_errors(
         lost = connection.dialect.is_disconnect(error, driver, cursor)
         if lost:
             connection.invalidate(error)
+        if isinstance(statement, bytes):
+            statement = statement.decode("utf-8", "replace")
         raise DBAPIError.instance(
             statement, parameters, error, dbapi.Error, connection_invalidated=lost
         ) from error

@@ -9,9 +9,11 @@ parameters, takes one), so:
 - `send_together(connection, parts, commit=...)` sends statements in one simple query: plain
   SQL as it is; a statement with parameters as EXECUTE of a statement prepared once per
   connection (SQL PREPARE, which outlives a rollback: noted as prepared once the server has
-  answered it), its parameters rendered as literals by psycopg's client-side binding (the
-  driver's own quoting). The transaction's BEGIN goes along when nothing was sent yet (psycopg
-  would send it alone), COMMIT when asked. Rows come back as text.
+  answered it), its parameters rendered as literals by psycopg's own literal rendering (the
+  driver's quoting; its renderer kept per connection, so what it looked up for a type — which
+  dumper, which cast — is looked up once, not on every save). The transaction's BEGIN goes
+  along when nothing was sent yet (psycopg would send it alone), COMMIT when asked. Rows come
+  back as text.
 - `hold(connection, part)`: a statement that must run before anything after it, but whose
   answer nobody waits for now, is held on the connection and sent with whatever goes next:
   with the next `send_together`, before any statement SQLAlchemy or `execute_on_driver`
@@ -37,6 +39,7 @@ from sqlalchemy import Connection, Engine, event
 from quotaflow.db import HELD, WROTE, as_sqlalchemy_errors, send_held
 
 PREPARED = "quotaflow.prepared_statements"  # connection.info: names this connection knows
+LITERALS = "quotaflow.literals"  # connection.info: the driver's literal renderer, kept
 MAX_KEPT = 1024  # prepared statements kept per process (one per statement shape: a handful)
 
 
@@ -47,7 +50,7 @@ class Prepared:
 
     name: str
     text: str
-    execute: str  # EXECUTE name(%s, ...): psycopg fills in the literals
+    execute: bytes  # EXECUTE name, without its arguments
 
 
 Rows = list[tuple[str | None, ...]]
@@ -60,10 +63,8 @@ def prepared(text: str) -> Prepared:
     """The statement `text` (placeholders $1 ... $n) to send by name."""
     found = _KEPT.get(text)
     if found is None:
-        arity = max((int(n) for n in PLACEHOLDER.findall(text)), default=0)
         name = "qf_" + hashlib.sha1(text.encode()).hexdigest()[:24]
-        arguments = f"({', '.join(['%s'] * arity)})" if arity else ""
-        found = Prepared(name, text, f"EXECUTE {name}{arguments}")
+        found = Prepared(name, text, f"EXECUTE {name}".encode())
         if len(_KEPT) < MAX_KEPT:
             _KEPT[text] = found
     return found
@@ -88,10 +89,25 @@ def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
 
 
 def sql_literal(connection: Connection, value: Any) -> str:
-    """`value` as an SQL literal, as psycopg's client-side binding renders it."""
-    from psycopg import ClientCursor
+    """`value` as an SQL literal, as psycopg renders it."""
+    driver: Any = connection.connection.driver_connection
+    return _literal(_renderer(connection), value).decode(driver.info.encoding)
 
-    return str(ClientCursor(connection.connection.driver_connection).mogrify("%s", [value]))
+
+def _renderer(connection: Connection) -> Any:
+    """psycopg's Transformer for this connection, kept with it: a new one (as each client-side
+    cursor makes) looks up every parameter's dumper and type cast again, which was most of
+    rendering a save's ~60 parameters."""
+    renderer = connection.info.get(LITERALS)
+    if renderer is None:
+        from psycopg.adapt import Transformer
+
+        renderer = connection.info[LITERALS] = Transformer(connection.connection.driver_connection)
+    return renderer
+
+
+def _literal(renderer: Any, value: Any) -> bytes:
+    return b"NULL" if value is None else bytes(renderer.as_literal(value))
 
 
 def hold(connection: Connection, part: Part, on_rows: Callable[[Rows], None] | None = None) -> None:
@@ -111,7 +127,7 @@ def send_together(
 ) -> list[Rows]:
     """Send the held statements and then `parts` in one round trip (BEGIN first when the
     transaction has sent nothing; COMMIT last when `commit`); each part's rows, as text."""
-    from psycopg import ClientCursor, errors, generators, pq
+    from psycopg import errors, generators, pq
 
     held: list[tuple[Part, Callable[[Rows], None] | None]] = connection.info.pop(HELD, [])
     todo = [*held, *((part, None) for part in parts)]
@@ -121,34 +137,33 @@ def send_together(
         connection.begin()  # so that its rollback reaches the server
     driver: Any = connection.connection.driver_connection
     known: set[str] = connection.info.setdefault(PREPARED, set())
-    statements: list[str] = []
+    encoding = driver.info.encoding
+    statements: list[bytes] = []
     if driver.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        statements.append("BEGIN")
+        statements.append(b"BEGIN")
     preparing: dict[int, str] = {}  # position of a PREPARE -> its name
     places: list[int] = []  # position of each part's statement
-    binder: Any = None
+    renderer: Any = None
     for part, _on_rows in todo:
         if isinstance(part, str):
             places.append(len(statements))
-            statements.append(part)
+            statements.append(part.encode(encoding))
             continue
         statement, parameters = part
         if statement.name not in known and statement.name not in preparing.values():
             preparing[len(statements)] = statement.name
-            statements.append(f"PREPARE {statement.name} AS {statement.text}")
+            statements.append(f"PREPARE {statement.name} AS {statement.text}".encode(encoding))
+        sql = statement.execute
         if parameters:
-            binder = binder or ClientCursor(driver)
-            sql = binder.mogrify(statement.execute, list(parameters))
-        else:
-            sql = statement.execute
+            renderer = renderer or _renderer(connection)
+            sql += b"(" + b", ".join([_literal(renderer, p) for p in parameters]) + b")"
         places.append(len(statements))
         statements.append(sql)
     if commit:
-        statements.append("COMMIT")
-    query = ";\n".join(statements)
-    encoding = driver.info.encoding
+        statements.append(b"COMMIT")
+    query = b";\n".join(statements)
     with as_sqlalchemy_errors(connection, query, None):
-        driver.pgconn.send_query(query.encode(encoding))
+        driver.pgconn.send_query(query)
         results = driver.wait(generators.execute(driver.pgconn))
         for position, name in preparing.items():
             if position < len(results) and results[position].status == pq.ExecStatus.COMMAND_OK:
