@@ -241,3 +241,79 @@ def test_a_forked_worker_reads_the_stamp_on_its_own_connection(
     assert in_child not in (0, parent)
     assert _reader_backend(app) == parent  # the parent's connection still works
     assert rep.client.get("/forms/acme/deal/new").status_code == 200
+
+
+# --- PostgreSQL: the stamp is asked for as a request arrives ------------------------------------
+
+
+def _switch_off(worker: Flask, username: str) -> None:
+    with db.transaction(worker.extensions["quotaflow.sessions"]) as session:
+        session.scalars(select(User).where(User.username == username)).one().is_active = False
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_page_takes_the_answer_to_the_stamp_asked_for_as_it_arrived(
+    app: Flask, rep: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = config_cache._reader(app.extensions["quotaflow.engine"])
+    asked: list[object | None] = []
+    ask = reader.ask
+    monkeypatch.setattr(reader, "ask", lambda: asked.append(ask()) or asked[-1])
+
+    def no_second_query() -> None:
+        raise AssertionError("the stamp was read again instead of taking the asked answer")
+
+    monkeypatch.setattr(reader, "_newest", no_second_query)
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    assert len(asked) == 1 and asked[0] is not None
+    assert rep.client.get("/static/css/app.css").status_code == 200
+    assert len(asked) == 1  # a static file asks nothing
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_answer_asked_for_one_request_is_never_taken_by_a_later_one(
+    app: Flask, rep: AuthActions, other_worker: Flask
+) -> None:
+    """A thread may take the connection between another's ask and its answer: the one whose
+    answer went to waste reads again, never an answer asked before its request began."""
+    engine = app.extensions["quotaflow.engine"]
+    reader = config_cache._reader(engine)
+    before = reader.newest()
+    first = config_cache.ask_ahead(engine)  # request A arrives, then a change commits
+    _switch_off(other_worker, "li.wei")
+    second = config_cache.ask_ahead(engine)  # request B arrives after the change
+    after_b = reader.newest(second)
+    after_a = reader.newest(first)  # A's answer was dropped when B asked: read anew
+    assert before is not None and after_b is not None and after_a is not None
+    assert after_b[0] > before[0] and after_a == after_b
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_answer_nobody_took_does_not_stand_in_for_the_next(
+    app: Flask, rep: AuthActions, other_worker: Flask
+) -> None:
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    assert rep.client.get("/healthz").status_code == 200  # asked, answer never needed
+    _switch_off(other_worker, "li.wei")
+    response = rep.client.get("/forms/acme/deal/new")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_stamp_asked_on_a_connection_the_server_ended_is_read_on_a_new_one(
+    app: Flask, rep: AuthActions, other_worker: Flask, db_url: str
+) -> None:
+    engine = app.extensions["quotaflow.engine"]
+    reader = config_cache._reader(engine)
+    ended = _reader_backend(app)
+    admin = db.make_engine(db_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # as a server restart or an idle timeout would
+        assert conn.execute(select(func.pg_terminate_backend(ended))).scalar()
+    admin.dispose()
+    _switch_off(other_worker, "li.wei")
+    ticket = config_cache.ask_ahead(engine)  # sent into a closed connection, or refused
+    found = reader.newest(ticket)
+    with app.extensions["quotaflow.sessions"]() as session:
+        newest = session.execute(text(config_cache.NEWEST)).one()
+    assert found is not None and found[0] == newest[0]
+    assert _reader_backend(app) != ended

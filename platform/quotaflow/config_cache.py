@@ -40,6 +40,7 @@ CHANGED = "quotaflow.config_changed"  # session.info: this transaction changed t
 StampRead = tuple[int, Any]  # (id, at) of the newest row
 NEWEST = "SELECT id, at FROM config_changes ORDER BY id DESC LIMIT 1"
 STAMP_STATEMENT = b"qf_config_stamp"  # NEWEST, prepared on the reader's connection
+ASKED = "quotaflow.config_stamp_asked"  # session.info: this request's stamp, asked ahead
 
 
 class ConfigChange(Base):
@@ -88,8 +89,20 @@ def _read_stamp(session: Session) -> StampRead:
     if bind.dialect.name == "sqlite":  # pysqlite opens no transaction to read anyway
         row = session.connection().exec_driver_sql(NEWEST).first()
     else:
-        row = _reader(bind).newest()
+        row = _reader(bind).newest(session.info.pop(ASKED, None))
     return (row[0], str(row[1])) if row else (0, None)
+
+
+def ask_ahead(engine: Any) -> object | None:
+    """Send the stamp's query now, as a request starts, and take its answer when the request
+    first needs it (give what this returns to its session: `session.info[ASKED]`). The
+    request's own work (its cookie, its route, its form) then runs while the server answers,
+    instead of the worker sleeping on the answer and queueing behind the load for the CPU
+    again. Asked after the request arrived, the answer is as new as a read at first need
+    would vouch for: every change committed before the request is in it. None on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return _reader(engine).ask()
 
 
 class _StampReader:
@@ -104,11 +117,36 @@ class _StampReader:
         self._lock = Lock()
         self._conn: Any = None
         self._pid = 0
+        self._asked: object | None = None  # the ticket of the query in flight, if one is
         event.listen(engine, "engine_disposed", self._on_dispose)
 
-    def newest(self) -> tuple[int, str] | None:
+    def ask(self) -> object | None:
+        """Send the query; its ticket, or None when it could not be sent (read it then)."""
+        from psycopg import generators
+
+        ticket = object()
         with self._lock:
             try:
+                self._settle()
+                conn = self._connection()
+                conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
+                conn.wait(generators.send(conn.pgconn))
+            except self._errors:
+                self._close()
+                return None
+            self._asked = ticket
+        return ticket
+
+    def newest(self, ticket: object | None = None) -> tuple[int, str] | None:
+        """The newest stamp: the answer to `ticket`'s query when it is the one in flight, else
+        read now (a thread may have taken the answer meant for another's ticket: that one
+        reads again, never an answer asked before its request began)."""
+        with self._lock:
+            try:
+                if ticket is not None and self._asked is ticket and self._ours():
+                    self._asked = None
+                    return self._answer()
+                self._settle()
                 return self._newest()
             except self._errors:
                 # Reading the stamp changes nothing, so one more try on a new connection is
@@ -116,14 +154,32 @@ class _StampReader:
                 self._close()
                 return self._newest()
 
+    def _settle(self) -> None:
+        # a query asked ahead whose answer nobody took (a page that needed no stamp, or
+        # another thread's): read and dropped, so the next answer on the connection is ours
+        if self._asked is not None:
+            self._asked = None
+            if self._ours():
+                self._answer()
+
+    def _ours(self) -> bool:
+        return self._conn is not None and self._pid == os.getpid() and not self._conn.closed
+
     def _newest(self) -> tuple[int, str] | None:
+        from psycopg import generators
+
+        conn = self._connection()
+        conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
+        conn.wait(generators.send(conn.pgconn))
+        return self._answer()
+
+    def _answer(self) -> tuple[int, str] | None:
         # Straight to libpq, its time as the server writes it: psycopg's cursor, query
         # conversion and row loading were most of a kept page's stamp read in the worker.
         from psycopg import errors, generators, pq
 
-        conn = self._connection()
-        conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
-        results = conn.wait(generators.execute(conn.pgconn))
+        conn = self._conn
+        results = conn.wait(generators.fetch_many(conn.pgconn))
         result = results[-1]
         if result.status != pq.ExecStatus.TUPLES_OK:
             raise errors.error_from_result(result, encoding=conn.info.encoding)
@@ -153,6 +209,7 @@ class _StampReader:
         return self._conn
 
     def _close(self) -> None:
+        self._asked = None
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
             conn.close()

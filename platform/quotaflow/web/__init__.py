@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+from typing import Any
+
+from flask import Flask, g, has_request_context, request
 from sqlalchemy.orm import Session
 
+from quotaflow import config_cache
 from quotaflow.db import read_only
 
 
@@ -35,7 +38,26 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(import_views.bp)  # /admin/import: upload, map, check, import
     app.teardown_appcontext(_close_session)
+    app.wsgi_app = _StampAsker(app.wsgi_app, app.extensions["quotaflow.engine"])  # type: ignore[method-assign]
     _init_foundation(app)
+
+
+STAMP_ASKED = "quotaflow.config_stamp_asked"  # WSGI environ: the ticket of config_cache.ask_ahead
+
+
+class _StampAsker:
+    """Asks the database for the config stamp as a request arrives (config_cache.ask_ahead),
+    so that the request's preamble runs while the answer travels; static files need none."""
+
+    def __init__(self, wsgi_app: Any, engine: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self.engine = engine
+        self.asks = engine.dialect.name == "postgresql"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self.asks and not environ.get("PATH_INFO", "").startswith("/static/"):
+            environ[STAMP_ASKED] = config_cache.ask_ahead(self.engine)
+        return self.wsgi_app(environ, start_response)
 
 
 # --- foundation: security, i18n, sign-in, error pages, org admin (issue 4) -------------------
@@ -60,7 +82,11 @@ def request_session() -> Session:
     from flask import current_app
 
     if "db_session" not in g:
-        g.db_session = current_app.extensions["quotaflow.sessions"]()
+        session = g.db_session = current_app.extensions["quotaflow.sessions"]()
+        asked = request.environ.pop(STAMP_ASKED, None) if has_request_context() else None
+        if asked is not None:
+            session.info[config_cache.ASKED] = asked
+        return session
     return g.db_session
 
 
