@@ -1,6 +1,7 @@
 """Deal form latency through a real server, beside a bare Flask endpoint doing one INSERT.
 
     .venv/bin/python bench/forms.py [--requests 1200] [--clients 20] [--rounds 6] [--no-postgres]
+                                    [--against REV]
 
 For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
 migrate, load the demo, start gunicorn (2 sync workers) on 127.0.0.1, sign 20 clients in as
@@ -9,11 +10,17 @@ demo reps (each client its own process, as browsers are), and time GET of the ne
 timed as fast). The baseline is a bare Flask app under the same gunicorn settings, running
 beside it: GET returns a small page, POST inserts one row. The two are loaded in turns,
 deal, bare, bare, deal, ... so both draw the same minutes of this machine.
+
+`--against REV` also serves the deal form as the git revision REV had it (a worktree of REV,
+on a database of its own prepared by REV's code) and loads the three in rotating turns: a
+change is judged against the code before it within one run, not against a figure measured
+on another minute of this machine, whose drift between runs is larger than most changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import re
@@ -25,6 +32,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -245,7 +255,7 @@ class Clients:
 
 def _client(index: int, ports: dict[str, int], orders: Any, ready: Any, results: Any) -> None:
     clients = {name: Client(port) for name, port in ports.items()}
-    signed_in = False
+    signed_in: set[str] = set()
     while (order := orders.get()) is not None:
         target, per_client = order
         renders: list[float] = []
@@ -253,9 +263,9 @@ def _client(index: int, ports: dict[str, int], orders: Any, ready: Any, results:
         bare = target == "bare"
         client = clients[target]
         try:
-            if not bare and not signed_in:
+            if not bare and target not in signed_in:
                 sign_in(client, REPS[index % len(REPS)])
-                signed_in = True
+                signed_in.add(target)
             path = "/form" if bare else "/forms/b2b_manufacturer/deal/new"
             ready.wait(timeout=120)
             for n in range(per_client):
@@ -326,8 +336,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def prepare(url: str, instance: Path) -> dict[str, str]:
+def prepare(url: str, instance: Path, code: Path | None = None) -> dict[str, str]:
+    """Migrate and load the demo on `url` with this tree's code, or with the code in `code`
+    (another revision's platform/ first on the path)."""
     env = {**os.environ, "DATABASE_URL": url, "QUOTAFLOW_INSTANCE_PATH": str(instance)}
+    if code is not None:
+        env["PYTHONPATH"] = str(code / "platform")
     quotaflow = str(VENV_BIN / "quotaflow")
     subprocess.run([quotaflow, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run(
@@ -339,26 +353,59 @@ def prepare(url: str, instance: Path) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Against:
+    """Another revision to serve beside this tree: its worktree and its own database."""
+
+    name: str  # the revision as given, with its short hash
+    short: str  # the short hash
+    code: Path
+    url: str
+
+
+def turns(sides: list[str], rounds: int) -> list[str]:
+    """The order sides are loaded in: two as A B B A ..., three through all six orders in
+    turn, so each side comes first, between and last as often as the others."""
+    if len(sides) == 2:
+        a, b = sides
+        return [s for turn in range(rounds) for s in ((a, b) if turn % 2 == 0 else (b, a))]
+    orders = list(itertools.permutations(sides))
+    return [s for turn in range(rounds) for s in orders[turn % len(orders)]]
+
+
 def measure(
-    label: str, url: str, workdir: Path, clients: int, requests: int, rounds: int
+    label: str,
+    url: str,
+    workdir: Path,
+    clients: int,
+    requests: int,
+    rounds: int,
+    against: Against | None = None,
 ) -> list[str]:
-    """Both servers run side by side and are loaded in turn, `rounds` times in the order
-    deal, bare, bare, deal, ... (ABBA): this machine's speed drifts by 15 % from one minute
-    to the next, and measured one after the other the two sides drew different minutes, so
-    the ratio between them moved more than the code did. Each side's figures pool its
-    rounds."""
+    """The servers run side by side and are loaded in turn, `rounds` times each (`turns`):
+    this machine's speed drifts by 15 % from one minute to the next, and measured one after
+    the other the sides drew different minutes, so the ratio between them moved more than
+    the code did. Each side's figures pool its rounds."""
     env = prepare(url, workdir / f"instance-{label}")
     sides = {
-        "app": ("deal form", "quotaflow:create_app()", REPO),
-        "bare": ("bare Flask + INSERT", "forms:bare_app()", REPO / "bench"),
+        "app": ("deal form", "quotaflow:create_app()", REPO, env),
+        "bare": ("bare Flask + INSERT", "forms:bare_app()", REPO / "bench", env),
     }
+    if against is not None:
+        theirs = prepare(against.url, workdir / f"instance-{label}-against", against.code)
+        sides["against"] = (
+            f"deal form @ {against.name}"[:22],
+            "quotaflow:create_app()",
+            against.code,
+            theirs,
+        )
     servers, ports, logs = {}, {}, {}
     pool = None
     try:
-        for side, (_name, target, chdir) in sides.items():
+        for side, (_name, target, chdir, side_env) in sides.items():
             ports[side] = free_port()
             logs[side] = workdir / f"gunicorn-{label}-{side}.log"
-            servers[side] = start_gunicorn(target, env, ports[side], chdir, logs[side])
+            servers[side] = start_gunicorn(target, side_env, ports[side], chdir, logs[side])
         pool = Clients(ports, clients)
         per_client = max(requests // clients // rounds, 1)
         pooled: dict[str, dict[str, list[float]]] = {
@@ -366,13 +413,12 @@ def measure(
         }
         for side in sides:
             pool.run(side, 2)  # warm both workers and the caches
-        for turn in range(rounds):
-            for side in ("app", "bare") if turn % 2 == 0 else ("bare", "app"):
-                timings = pool.run(side, per_client)
-                for key in ("render", "submit"):
-                    pooled[side][key] += timings[key]
-                pooled[side]["wall"][0] += timings["wall"][0]
-                pooled[side]["resets"][0] += timings["resets"][0]
+        for side in turns(list(sides), rounds):
+            timings = pool.run(side, per_client)
+            for key in ("render", "submit"):
+                pooled[side][key] += timings[key]
+            pooled[side]["wall"][0] += timings["wall"][0]
+            pooled[side]["resets"][0] += timings["resets"][0]
     except RuntimeError:
         for log in logs.values():
             print(log.read_text()[-3000:], file=sys.stderr)
@@ -384,9 +430,10 @@ def measure(
             stop(server)
     rows = [(sides[side][0], pooled[side]) for side in sides]
     done = len(pooled["app"]["render"])
+    order = "deal, bare, bare, deal, ..." if len(sides) == 2 else "the three in rotating orders"
     lines = [
         f"{label}: {clients} clients, {done} renders + {done} submits a side in all,"
-        f" in {rounds} turns a side (deal, bare, bare, deal, ...)"
+        f" in {rounds} turns a side ({order})"
     ]
     lines.append(
         f"  {'endpoint':<22}{'render p50':>11}{'p95':>8}{'submit p50':>12}{'p95':>8}{'req/s':>8}"
@@ -411,10 +458,54 @@ def measure(
     deal, bare = stats["deal form"], stats["bare Flask + INSERT"]
     lines.append(
         f"  goals: render p95 {deal['r95']:.1f} ms (<= 30), submit p95 {deal['s95']:.1f} ms"
-        f" (<= 50); vs bare: render {deal['r95'] / bare['r95']:.1f}x,"
-        f" submit {deal['s95'] / bare['s95']:.1f}x (<= 3x)"
+        f" (<= 50); vs bare: render {deal['r95'] / bare['r95']:.2f}x,"
+        f" submit {deal['s95'] / bare['s95']:.2f}x (<= 3x)"
     )
+    if against is not None:
+        then = stats[sides["against"][0]]
+        lines.append(
+            f"  this tree vs {against.name}: render p95 {_change(deal['r95'], then['r95'])},"
+            f" submit p95 {_change(deal['s95'], then['s95'])}, req/s"
+            f" {_change(deal['rps'], then['rps'])}; {against.name} vs bare: render"
+            f" {then['r95'] / bare['r95']:.2f}x, submit {then['s95'] / bare['s95']:.2f}x"
+        )
     return lines
+
+
+def _change(now: float, then: float) -> str:
+    return f"{100 * (now - then) / then:+.1f} %"
+
+
+@contextmanager
+def worktree(revision: str, workdir: Path) -> Iterator[tuple[str, str, Path]]:
+    """A checkout of `revision` (its name with its short hash, the hash, and its folder),
+    removed after."""
+    short = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", f"{revision}^{{commit}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    folder = workdir / f"against-{short}"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), short],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield (revision if revision.startswith(short) else f"{revision} ({short})"), short, folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)],
+            check=False, capture_output=True,
+        )  # fmt: skip
+
+
+def create_database(url: str, name: str) -> str:
+    """A new database beside the one at `url` (PostgreSQL); its URL."""
+    import psycopg
+
+    base = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def main() -> None:
@@ -427,19 +518,29 @@ def main() -> None:
         "--rounds", type=int, default=6, help="turns a side, the sides loaded in ABBA order"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--against", metavar="REV", help="also serve the deal form as git revision REV had it"
+    )
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}; gunicorn {' '.join(GUNICORN)}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        for line in measure(
-            "SQLite",
-            f"sqlite:///{workdir / 'bench.db'}",
-            workdir,
-            args.clients,
-            args.requests,
-            args.rounds,
-        ):
-            print(line, flush=True)
+        theirs = stack.enter_context(worktree(args.against, workdir)) if args.against else None
+        if not args.no_sqlite:
+            against = None
+            if theirs is not None:
+                against = Against(*theirs, f"sqlite:///{workdir / 'against.db'}")
+            for line in measure(
+                "SQLite",
+                f"sqlite:///{workdir / 'bench.db'}",
+                workdir,
+                args.clients,
+                args.requests,
+                args.rounds,
+                against,
+            ):
+                print(line, flush=True)
         if args.no_postgres:
             return
         sys.path.insert(0, str(REPO))
@@ -451,6 +552,10 @@ def main() -> None:
             print(f"PostgreSQL: not measured ({exc})")
             return
         try:
+            against = None
+            if theirs is not None:
+                url = create_database(server.url("postgres"), "against")
+                against = Against(*theirs, url)
             for line in measure(
                 "PostgreSQL",
                 server.url("postgres"),
@@ -458,6 +563,7 @@ def main() -> None:
                 args.clients,
                 args.requests,
                 args.rounds,
+                against,
             ):
                 print(line, flush=True)
         finally:
