@@ -527,47 +527,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         theirs = stack.enter_context(worktree(args.against, workdir)) if args.against else None
+        databases: list[tuple[str, str, str | None]] = []  # label, URL, REV's database URL
         if not args.no_sqlite:
-            against = None
-            if theirs is not None:
-                against = Against(*theirs, f"sqlite:///{workdir / 'against.db'}")
-            for line in measure(
-                "SQLite",
-                f"sqlite:///{workdir / 'bench.db'}",
-                workdir,
-                args.clients,
-                args.requests,
-                args.rounds,
-                against,
-            ):
-                print(line, flush=True)
-        if args.no_postgres:
-            return
-        sys.path.insert(0, str(REPO))
-        from tests.pgserver import PostgresUnavailable, start_server  # the tests' throwaway server
+            databases.append(
+                ("SQLite", f"sqlite:///{workdir / 'bench.db'}", f"sqlite:///{workdir / 'rev.db'}")
+            )
+        if not args.no_postgres:
+            sys.path.insert(0, str(REPO))
+            from tests.pgserver import PostgresUnavailable, start_server  # the tests' server
 
-        try:
-            server = start_server()
-        except PostgresUnavailable as exc:
-            print(f"PostgreSQL: not measured ({exc})")
-            return
-        try:
-            against = None
-            if theirs is not None:
-                url = create_database(server.url("postgres"), "against")
-                against = Against(*theirs, url)
+            try:
+                server = start_server()
+            except PostgresUnavailable as exc:
+                print(f"PostgreSQL: not measured ({exc})")
+            else:
+                stack.callback(server.stop)
+                url = server.url("postgres")
+                rev_url = create_database(url, "against") if theirs is not None else None
+                databases.append(("PostgreSQL", url, rev_url))
+        for label, url, rev_url in databases:
+            against = Against(*theirs, rev_url) if theirs is not None and rev_url else None
             for line in measure(
-                "PostgreSQL",
-                server.url("postgres"),
-                workdir,
-                args.clients,
-                args.requests,
-                args.rounds,
-                against,
+                label, url, workdir, args.clients, args.requests, args.rounds, against
             ):
                 print(line, flush=True)
-        finally:
-            server.stop()
 
 
 if __name__ == "__main__":

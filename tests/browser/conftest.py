@@ -18,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from quotaflow import db
 from quotaflow.app import create_app
 from quotaflow.config import Settings
+from quotaflow.org.models import Membership, User
 from quotaflow.org.services import add_membership, add_user, ensure_team
+from quotaflow.packs.install import install_pack
+from quotaflow.packs.services import active_version
+from quotaflow.packs.validate import load_pack
+from quotaflow.pipelines.services import record_first_stage
+from quotaflow.records.services import create_record
+from quotaflow.resources import stock_pack_dir
 from tests.conftest import REPO, TEST_PASSWORD, missing_component
 
 CHROMIUM = "/usr/bin/chromium"
@@ -186,3 +194,26 @@ def sign_in(page: Any, username: str, password: str = TEST_PASSWORD) -> None:
     page.get_by_label(re.compile("Username|用户名")).fill(username)
     page.get_by_label(re.compile("Password|密码")).fill(password)
     page.get_by_role("button", name=re.compile("Sign in|登录")).click()
+
+
+def add_deal(live_server: LiveServer, stage: str, values: dict[str, str]) -> int:
+    """The stock pack installed and a deal of li.wei's in `stage` (its first stage move
+    recorded); its id."""
+    with db.transaction(live_server.app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+        rep = session.scalars(select(User).where(User.username == "li.wei")).one()
+        team = session.scalars(select(Membership.team_id).where(Membership.user_id == rep.id)).one()
+        record = create_record(
+            session,
+            pack_id="b2b_manufacturer",
+            pack_version_id=active_version(session, "b2b_manufacturer").id,
+            form_id="deal",
+            owner_id=rep.id,
+            team_id=team,
+            actor_id=rep.id,
+            stage=stage,
+            values=values,
+            record_date=date.today(),
+        )
+        record_first_stage(session, record, "b2b", rep.id)
+        return record.id

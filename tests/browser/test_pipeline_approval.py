@@ -4,52 +4,25 @@ amount, the deal waits for approval, the manager approves it from the queue, the
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
-from sqlalchemy import select
 
-from quotaflow import db
-from quotaflow.org.models import Membership, User
-from quotaflow.packs.install import install_pack
-from quotaflow.packs.services import active_version
-from quotaflow.packs.validate import load_pack
-from quotaflow.pipelines.services import record_first_stage
-from quotaflow.records.services import create_record
-from quotaflow.resources import stock_pack_dir
-from tests.browser.conftest import BrowserPage, LiveServer, sign_in
+from tests.browser.conftest import BrowserPage, LiveServer, add_deal, sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def add_deal(live_server: LiveServer) -> int:
-    with db.transaction(live_server.app.extensions["quotaflow.sessions"]) as session:
-        install_pack(session, load_pack(stock_pack_dir()), actor="test")
-        rep = session.scalars(select(User).where(User.username == "li.wei")).one()
-        team = session.scalars(select(Membership.team_id).where(Membership.user_id == rep.id)).one()
-        record = create_record(
-            session,
-            pack_id="b2b_manufacturer",
-            pack_version_id=active_version(session, "b2b_manufacturer").id,
-            form_id="deal",
-            owner_id=rep.id,
-            team_id=team,
-            actor_id=rep.id,
-            stage="needs_confirmed",
-            values={
-                "customer": "Gree Electric",
-                "potential": "800000",
-                "discount": "0.2",
-                "approval_note": "three-year volume commitment",
-            },
-            record_date=date.today(),
-        )
-        record_first_stage(session, record, "b2b", rep.id)
-        return record.id
-
-
 def test_discount_approval_end_to_end(pages: BrowserPage, live_server: LiveServer) -> None:
-    deal = add_deal(live_server)
+    deal = add_deal(
+        live_server,
+        "needs_confirmed",
+        {
+            "customer": "Gree Electric",
+            "potential": "800000",
+            "discount": "0.2",
+            "approval_note": "three-year volume commitment",
+        },
+    )
     rep = pages.new()
     sign_in(rep, "li.wei")
     rep.wait_for_url(f"{live_server.url}/")

@@ -4,45 +4,15 @@ may not move to refuses it; one it may move to takes it, through the card's own 
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 from sqlalchemy import select
 
-from quotaflow import db
-from quotaflow.org.models import Membership, User
-from quotaflow.packs.install import install_pack
-from quotaflow.packs.services import active_version
-from quotaflow.packs.validate import load_pack
 from quotaflow.pipelines.models import StageMove
-from quotaflow.pipelines.services import record_first_stage
 from quotaflow.records.models import Record
-from quotaflow.records.services import create_record
-from quotaflow.resources import stock_pack_dir
-from tests.browser.conftest import BrowserPage, LiveServer, sign_in
+from tests.browser.conftest import BrowserPage, LiveServer, add_deal, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def add_quoted_deal(live_server: LiveServer) -> int:
-    with db.transaction(live_server.app.extensions["quotaflow.sessions"]) as session:
-        install_pack(session, load_pack(stock_pack_dir()), actor="test")
-        rep = session.scalars(select(User).where(User.username == "li.wei")).one()
-        team = session.scalars(select(Membership.team_id).where(Membership.user_id == rep.id)).one()
-        record = create_record(
-            session,
-            pack_id="b2b_manufacturer",
-            pack_version_id=active_version(session, "b2b_manufacturer").id,
-            form_id="deal",
-            owner_id=rep.id,
-            team_id=team,
-            actor_id=rep.id,
-            stage="quotation",
-            values={"customer": "Midea Group", "potential": "900000", "amount": "300000"},
-            record_date=date.today(),
-        )
-        record_first_stage(session, record, "b2b", rep.id)
-        return record.id
 
 
 def stage_of(live_server: LiveServer, record_id: int) -> tuple[str | None, int]:
@@ -56,7 +26,11 @@ def stage_of(live_server: LiveServer, record_id: int) -> tuple[str | None, int]:
 def test_a_deal_dragged_to_a_stage_it_may_enter_moves_there(
     pages: BrowserPage, live_server: LiveServer
 ) -> None:
-    deal = add_quoted_deal(live_server)
+    deal = add_deal(
+        live_server,
+        "quotation",
+        {"customer": "Midea Group", "potential": "900000", "amount": "300000"},
+    )
     rep = pages.new()
     sign_in(rep, "li.wei")
     rep.wait_for_url(f"{live_server.url}/")
