@@ -317,3 +317,23 @@ def test_a_stamp_asked_on_a_connection_the_server_ended_is_read_on_a_new_one(
         newest = session.execute(text(config_cache.NEWEST)).one()
     assert found is not None and found[0] == newest[0]
     assert _reader_backend(app) != ended
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_failure_while_asking_ahead_leaves_the_read_to_the_request(
+    app: Flask, rep: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking runs before Flask's error handling: it must never fail a request itself."""
+    reader = config_cache._reader(app.extensions["quotaflow.engine"])
+    reader.ask()  # an answer nobody takes: the next ask reads it first
+    answer = reader._answer
+    failures = [RuntimeError("the server answered something unexpected")]
+
+    def fails_once() -> tuple[int, str] | None:
+        if failures:
+            raise failures.pop()
+        return answer()
+
+    monkeypatch.setattr(reader, "_answer", fails_once)
+    assert rep.client.get("/forms/acme/deal/new").status_code == 200
+    assert not failures

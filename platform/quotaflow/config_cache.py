@@ -121,17 +121,15 @@ class _StampReader:
         event.listen(engine, "engine_disposed", self._on_dispose)
 
     def ask(self) -> object | None:
-        """Send the query; its ticket, or None when it could not be sent (read it then)."""
-        from psycopg import generators
-
+        """Send the query; its ticket, or None when it could not be sent. Asking is only a
+        head start, made before the request's error handling is in place: whatever goes wrong
+        leaves the read to the request itself, which reports it as any read would."""
         ticket = object()
         with self._lock:
             try:
                 self._settle()
-                conn = self._connection()
-                conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
-                conn.wait(generators.send(conn.pgconn))
-            except self._errors:
+                self._send()
+            except Exception:
                 self._close()
                 return None
             self._asked = ticket
@@ -166,12 +164,15 @@ class _StampReader:
         return self._conn is not None and self._pid == os.getpid() and not self._conn.closed
 
     def _newest(self) -> tuple[int, str] | None:
+        self._send()
+        return self._answer()
+
+    def _send(self) -> None:
         from psycopg import generators
 
         conn = self._connection()
         conn.pgconn.send_query_prepared(STAMP_STATEMENT, None)
         conn.wait(generators.send(conn.pgconn))
-        return self._answer()
 
     def _answer(self) -> tuple[int, str] | None:
         # Straight to libpq, its time as the server writes it: psycopg's cursor, query
