@@ -38,7 +38,7 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(import_views.bp)  # /admin/import: upload, map, check, import
     app.teardown_appcontext(_close_session)
-    app.wsgi_app = _StampAsker(app.wsgi_app, app.extensions["quotaflow.engine"])  # type: ignore[method-assign]
+    app.wsgi_app = _StampAsker(app, app.extensions["quotaflow.engine"])  # type: ignore[method-assign]
     _init_foundation(app)
 
 
@@ -49,13 +49,14 @@ class _StampAsker:
     """Asks the database for the config stamp as a request arrives (config_cache.ask_ahead),
     so that the request's preamble runs while the answer travels; static files need none."""
 
-    def __init__(self, wsgi_app: Any, engine: Any) -> None:
-        self.wsgi_app = wsgi_app
+    def __init__(self, app: Flask, engine: Any) -> None:
+        self.wsgi_app = app.wsgi_app
         self.engine = engine
         self.asks = engine.dialect.name == "postgresql"
+        self.static = f"{app.static_url_path}/"
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if self.asks and not environ.get("PATH_INFO", "").startswith("/static/"):
+        if self.asks and not environ.get("PATH_INFO", "").startswith(self.static):
             environ[STAMP_ASKED] = config_cache.ask_ahead(self.engine)
         return self.wsgi_app(environ, start_response)
 
