@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from quotaflow import db
 from quotaflow.app import create_app
 from quotaflow.config import settings_from_env
+from quotaflow.packs.services import active_version
+from quotaflow.pipelines.services import record_first_stage
+from quotaflow.records.services import create_record
 from tests.pgserver import PostgresServer, PostgresUnavailable, start_server
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -238,3 +242,24 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+def stock_deal(
+    session: Session, owner_id: int, team_id: int | None, stage: str, values: dict[str, str]
+) -> int:
+    """A deal on the installed stock pack, owned by `owner_id`, in `stage` with its first
+    stage move recorded; its id."""
+    record = create_record(
+        session,
+        pack_id="b2b_manufacturer",
+        pack_version_id=active_version(session, "b2b_manufacturer").id,
+        form_id="deal",
+        owner_id=owner_id,
+        team_id=team_id,
+        actor_id=owner_id,
+        stage=stage,
+        values=values,
+        record_date=date.today(),
+    )
+    record_first_stage(session, record, "b2b", owner_id)
+    return record.id

@@ -10,12 +10,11 @@ from flask.testing import FlaskClient
 
 from quotaflow import db
 from quotaflow.packs.install import install_pack
-from quotaflow.packs.services import active_version
 from quotaflow.packs.validate import load_pack
-from quotaflow.pipelines.services import record_first_stage
 from quotaflow.records.models import Record
 from quotaflow.records.services import create_record
 from quotaflow.resources import stock_pack_dir
+from tests.conftest import stock_deal
 
 
 @pytest.fixture
@@ -26,26 +25,14 @@ def deal(app: Flask, make_user) -> int:  # type: ignore[no-untyped-def]
     rep = make_user("li.wei", team="east", role="account_manager")
     make_user("wang.fang", team="east", role="sales_manager")
     make_user("other.rep", team="south", role="account_manager")
+    values = {
+        "customer": "Midea HVAC",
+        "discount": "0.2",
+        "approval_note": "volume deal",
+        "potential": "900000",
+    }
     with db.transaction(sessions) as session:
-        record = create_record(
-            session,
-            pack_id="b2b_manufacturer",
-            pack_version_id=active_version(session, "b2b_manufacturer").id,
-            form_id="deal",
-            owner_id=rep.id,
-            team_id=None,
-            values={
-                "customer": "Midea HVAC",
-                "discount": "0.2",
-                "approval_note": "volume deal",
-                "potential": "900000",
-            },
-            actor_id=rep.id,
-            stage="needs_confirmed",
-            record_date=date.today(),
-        )
-        record_first_stage(session, record, "b2b", rep.id)
-        return record.id
+        return stock_deal(session, rep.id, None, "needs_confirmed", values)
 
 
 def _team_of(app: Flask, username: str) -> int:

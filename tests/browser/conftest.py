@@ -27,12 +27,9 @@ from quotaflow.config import Settings
 from quotaflow.org.models import Membership, User
 from quotaflow.org.services import add_membership, add_user, ensure_team
 from quotaflow.packs.install import install_pack
-from quotaflow.packs.services import active_version
 from quotaflow.packs.validate import load_pack
-from quotaflow.pipelines.services import record_first_stage
-from quotaflow.records.services import create_record
 from quotaflow.resources import stock_pack_dir
-from tests.conftest import REPO, TEST_PASSWORD, missing_component
+from tests.conftest import REPO, TEST_PASSWORD, missing_component, stock_deal
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -203,17 +200,4 @@ def add_deal(live_server: LiveServer, stage: str, values: dict[str, str]) -> int
         install_pack(session, load_pack(stock_pack_dir()), actor="test")
         rep = session.scalars(select(User).where(User.username == "li.wei")).one()
         team = session.scalars(select(Membership.team_id).where(Membership.user_id == rep.id)).one()
-        record = create_record(
-            session,
-            pack_id="b2b_manufacturer",
-            pack_version_id=active_version(session, "b2b_manufacturer").id,
-            form_id="deal",
-            owner_id=rep.id,
-            team_id=team,
-            actor_id=rep.id,
-            stage=stage,
-            values=values,
-            record_date=date.today(),
-        )
-        record_first_stage(session, record, "b2b", rep.id)
-        return record.id
+        return stock_deal(session, rep.id, team, stage, values)
