@@ -123,19 +123,20 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
     if not page.state.ok:
         return render_template("records/form.html", page=page, record=None), 400
     session = request_session()
-    team_id = team_on(session, current_user.id, local_today())
+    user_id = current_user.id
+    team_id = team_on(session, user_id, local_today())
     form = pack.forms[form_id]
     amount, record_date = _columns(form, page.state.values)
     with appended_together(session):  # its history, first stage and audit rows
         record = create_record(
             session, pack_id=pack.id, pack_version_id=version_id, form_id=form_id,
-            owner_id=current_user.id, team_id=team_id,
-            values=_stored(page.state.values), actor_id=current_user.id, stage=stage,
+            owner_id=user_id, team_id=team_id,
+            values=_stored(page.state.values), actor_id=user_id, stage=stage,
             amount=amount, record_date=record_date or local_today(),
         )  # fmt: skip
         pipeline_id = pipeline_of(pack, form_id)
         if pipeline_id and stage:
-            record_first_stage(session, record, pipeline_id, current_user.id)
+            record_first_stage(session, record, pipeline_id, user_id)
         _audit(session, "record_create", record)
     session.commit()
     flash(_("Saved."), "success")

@@ -82,13 +82,14 @@ def request_session() -> Session:
     """The request's database session, opened on first use and closed at teardown."""
     from flask import current_app
 
-    if "db_session" not in g:
-        session = g.db_session = current_app.extensions["quotaflow.sessions"]()
-        asked = request.environ.pop(STAMP_ASKED, None) if has_request_context() else None
-        if asked is not None:
-            session.info[config_cache.ASKED] = asked
-        return session
-    return g.db_session
+    found: Session | None = g.get("db_session")  # one look through Flask's proxy, not two
+    if found is not None:
+        return found
+    session = g.db_session = current_app.extensions["quotaflow.sessions"]()
+    asked = request.environ.pop(STAMP_ASKED, None) if has_request_context() else None
+    if asked is not None:
+        session.info[config_cache.ASKED] = asked
+    return session
 
 
 def _close_session(exc: BaseException | None) -> None:

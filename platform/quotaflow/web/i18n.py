@@ -19,7 +19,17 @@ from typing import Any
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import (
     Babel,
@@ -115,8 +125,17 @@ def select_locale() -> Locale:
 
 
 def current_language() -> str:
-    """'en' or 'zh' for the current request."""
-    locale = get_locale()
+    """'en' or 'zh' for the current request (found once a request: pages ask for it for
+    every label)."""
+    if not has_request_context():
+        return _language_of(get_locale())
+    found: str | None = g.get("qf_language")
+    if found is None:
+        found = g.qf_language = _language_of(get_locale())
+    return found
+
+
+def _language_of(locale: Locale | None) -> str:
     return locale.language if locale is not None else "en"
 
 

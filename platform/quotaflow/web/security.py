@@ -82,13 +82,10 @@ def add_security_headers(response: Response) -> Response:
     for lower, name, value in _LOWER:
         if lower not in present:
             headers.add(name, value)
-    if (
-        "cache-control" not in present
-        and request.endpoint != "static"
-        and current_user
-        and current_user.is_authenticated
-    ):
-        headers.add("Cache-Control", "no-store")
+    if "cache-control" not in present and request.endpoint != "static":
+        user = current_user._get_current_object()  # one look through the proxy, not four
+        if user and user.is_authenticated:
+            headers.add("Cache-Control", "no-store")
     return response
 
 
