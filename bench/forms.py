@@ -1,6 +1,6 @@
 """Deal form latency through a real server, beside a bare Flask endpoint doing one INSERT.
 
-    .venv/bin/python bench/forms.py [--requests 1200] [--clients 20] [--rounds 6] [--no-postgres]
+    .venv/bin/python bench/forms.py [--requests 6000] [--clients 20] [--rounds 6] [--no-postgres]
                                     [--against REV]
 
 For each database (SQLite file; PostgreSQL from a throwaway server when its binaries exist):
@@ -512,7 +512,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=1200, help="renders (and submits) a side")
+    parser.add_argument("--requests", type=int, default=6000, help="renders (and submits) a side")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument(
         "--rounds", type=int, default=6, help="turns a side, the sides loaded in ABBA order"
