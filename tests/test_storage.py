@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +77,53 @@ def test_serve_on_an_unmigrated_database_prints_the_fix_without_traceback(
     assert result.exit_code == 1
     assert "quotaflow db upgrade" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_answers_over_http_from_gunicorn_workers_and_stops_on_sigterm(
+    cli_env: dict[str, str],
+) -> None:
+    port = _free_port()
+    command = [
+        str(Path(sys.executable).parent / "quotaflow"), "serve", "--port", str(port),
+        "--workers", "2",
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, env={**os.environ, **cli_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        answers = {_get_status(f"http://127.0.0.1:{port}/healthz", seconds=30)}
+        answers |= {_get_status(f"http://127.0.0.1:{port}/healthz") for _ in range(6)}
+        assert answers == {200}
+        login = urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10)
+        assert 'name="username"' in login.read().decode()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    log = output.decode()
+    assert server.returncode == 0, log
+    assert log.count("Booting worker") == 2, log  # two gunicorn workers, not Flask's own server
+    assert "development server" not in log and "Traceback" not in log
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get_status(url: str, seconds: float = 10) -> int:
+    """The status of GET `url`, waiting up to `seconds` for the server to listen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_healthz_reports_ok(client) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -30,12 +32,43 @@ def db_upgrade(revision: str) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve_command(host: str, port: int) -> None:
-    """Serve the app with Flask's server (use gunicorn 'quotaflow:create_app()' in production)."""
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--timeout",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds a request may take (a large import through the admin page takes minutes).",
+)
+def serve_command(host: str, port: int, workers: int, timeout: int) -> None:
+    """Serve the app with gunicorn's sync workers, as in production and in bench/forms.py."""
     from quotaflow.app import create_app
 
-    app = create_app()
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    # Built once here first: a database that is not ready is reported, with its fix, before
+    # any worker starts (each worker then builds its own app and connections after the fork).
+    create_app().extensions["quotaflow.engine"].dispose()
+    run_gunicorn(
+        create_app,
+        {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync", "timeout": timeout},
+    )
+
+
+def run_gunicorn(factory: Callable[[], Any], options: dict[str, Any]) -> None:
+    """gunicorn from our own command rather than its command line (imported only here: the
+    other commands need none of it)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn 25+: no socket in ~
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self) -> Any:
+            return factory()
+
+    Server().run()
 
 
 @click.command("demo")
