@@ -195,7 +195,7 @@ def test_every_field_type_renders(rep: AuthActions) -> None:
         "customer": r'<input[^>]*maxlength="50"[^>]*name="f-customer"[^>]*type="text"',
         "notes": r'<textarea[^>]*name="f-notes"',
         "qty": r'<input[^>]*inputmode="decimal"[^>]*name="f-qty"',
-        "amount": r'<input[^>]*inputmode="decimal"[^>]*name="f-amount"',
+        "amount": r'<span class="unit">\$</span><input[^>]*inputmode="decimal"[^>]*name="f-amount"',
         "discount": r'name="f-discount"[^>]*>\s*<span class="unit">%</span>',
         "approval_note": r'<textarea[^>]*name="f-approval_note"',
         "close_on": r'<input[^>]*name="f-close_on"[^>]*type="date"',
@@ -226,6 +226,7 @@ def test_labels_and_choices_in_the_users_language(rep: AuthActions) -> None:
     rep.post("/locale", {"locale": "zh", "next": "/"})
     text = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
     assert "新建商机" in text and ">行业<" in text and ">汽车</option>" in text
+    assert '<span class="unit">US$</span><input' in text  # the money field's currency, in zh
     assert ">线索</span>" in text and "备注" in text
     assert ">商机</a>" in text and ">拜访</a>" in text  # navigation from the pack
 

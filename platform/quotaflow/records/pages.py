@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from babel.numbers import get_currency_symbol
 from flask import (
     abort,
     flash,
@@ -105,6 +106,10 @@ class Display:
     locale: str
     users: dict[int, str] = field(default_factory=dict)
     records: dict[int, str] = field(default_factory=dict)
+
+    def currency_symbol(self) -> str:
+        """The pack's currency as people write it in their language ('CN¥' / '¥'; '$')."""
+        return str(get_currency_symbol(self.currency, self.locale))
 
     def __call__(self, fdef: FieldDef | None, value: Any) -> str:
         if fdef is None:
