@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -194,11 +194,18 @@ def datetime_filter(value: datetime | None, format: str = "medium") -> str:
     return BLANK if value is None else babel_datetime(value, format)
 
 
-def money_filter(value: Decimal | int | float | None, currency: str | None = None) -> str:
-    """An amount with its currency symbol for the locale ('CN¥1,234.50' / '¥1,234.50')."""
+def money_filter(
+    value: Decimal | int | float | None, currency: str | None = None, whole: bool = False
+) -> str:
+    """An amount with its currency symbol for the locale ('CN¥1,234.50' / '¥1,234.50');
+    `whole` rounds to whole units ('CN¥3,028,250'), for tables of large figures."""
     if value is None or value == "":
         return BLANK
-    return format_currency(Decimal(str(value)), currency or current_app.config["CURRENCY"])
+    amount, code = Decimal(str(value)), currency or current_app.config["CURRENCY"]
+    if whole:  # half up, as people round money (Babel alone rounds half to even)
+        amount = amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return format_currency(amount, code, format="¤#,##0", currency_digits=False)
+    return format_currency(amount, code)
 
 
 def number_filter(value: Decimal | int | float | str | None, format: str | None = None) -> str:
