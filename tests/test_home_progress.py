@@ -85,7 +85,7 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert len(teams) == 1 and len(reps) == 5
         assert sum(amount(r[3]) for r in reps) == amount(teams[0][3])  # parts sum to the whole
         assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
-        # estimates (expected, projected, gap) in whole units: cents there are false precision
+        # expected, projected (estimates) and the gap in whole units, to keep the table readable
         assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (5, 6, 7))
 
 
