@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -100,9 +101,31 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     )
     assert "Approved" in done.get_data(as_text=True)
     assert _record(app, deal).stage == "quotation"
+    card = client.get("/pipelines/b2b").get_data(as_text=True)
+    assert "· CN¥80,000</p>" in card  # the card's amount, in whole units
     assert "Nothing is waiting for your approval." in client.get("/approvals").get_data(
         as_text=True
     )
+
+
+def test_the_deal_list_and_the_board_link_to_each_other(
+    client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("li.wei")
+    listing = client.get("/forms/b2b_manufacturer/deal/records").get_data(as_text=True)
+    board_url = re.search(r'href="([^"]+)" data-testid="board-link">Board<', listing)
+    assert board_url is not None
+    board = client.get(board_url.group(1))
+    assert board.status_code == 200 and "Midea HVAC" in board.get_data(as_text=True)
+    list_url = re.search(
+        r'href="([^"]+)" data-testid="list-link">List<', board.get_data(as_text=True)
+    )
+    assert list_url is not None and list_url.group(1) == "/forms/b2b_manufacturer/deal/records"
+    visits = client.get("/forms/b2b_manufacturer/visit/records").get_data(as_text=True)
+    assert 'data-testid="board-link"' not in visits  # a form no pipeline moves has no board
+    auth.post("/locale", {"locale": "zh", "next": "/"})
+    listing = client.get("/forms/b2b_manufacturer/deal/records").get_data(as_text=True)
+    assert 'data-testid="board-link">看板<' in listing
 
 
 def test_another_teams_rep_cannot_move_the_deal(client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
