@@ -128,6 +128,43 @@ def test_the_deal_list_and_the_board_link_to_each_other(
     assert 'data-testid="board-link">看板<' in listing
 
 
+def test_the_funnel_offers_the_owners_the_reader_may_see(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    sessions = app.extensions["quotaflow.sessions"]
+    with db.transaction(sessions) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+        other = _user_id(app, "other.rep")
+        stock_deal(session, other, _team_of(app, "other.rep"), "quotation", {"customer": "Gree"})
+    today = date.today()
+    url = f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}"
+
+    def offered() -> set[str]:
+        page = client.get(url).get_data(as_text=True)
+        select_ = re.search(r'<select id="rep" name="rep">(.*?)</select>', page, re.S)
+        assert select_ is not None
+        return set(re.findall(r'<option value="([^"]+)"', select_.group(1)))
+
+    auth.login("wang.fang")
+    assert offered() == {"li.wei", "other.rep"}  # east and its sub-team south (make_user)
+    mine = client.get(url + "&rep=li.wei").get_data(as_text=True)
+    assert re.search(r'<option value="li.wei" selected>', mine)
+    auth.logout()
+    for rep in ("li.wei", "other.rep"):  # a rep is offered only themselves
+        auth.login(rep)
+        assert offered() == {rep}
+        auth.logout()
+
+
+def _user_id(app: Flask, username: str) -> int:
+    from sqlalchemy import select
+
+    from quotaflow.org.models import User
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        return session.scalars(select(User.id).where(User.username == username)).one()
+
+
 def test_another_teams_rep_cannot_move_the_deal(client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
     auth.login("other.rep")
     assert "Midea HVAC" not in client.get("/pipelines/b2b").get_data(as_text=True)

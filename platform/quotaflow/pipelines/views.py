@@ -329,6 +329,7 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
             headers={"Content-Disposition": f"attachment; filename={name}"},
         )
     teams = list(request_session().scalars(select(Team).order_by(Team.name)))
+    form_id = pack.pipelines[pipeline_id].form
     top = max((r.reached for r in report.rows), default=0) or 1
     return render_template(
         "pipelines/funnel.html",
@@ -338,10 +339,29 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
         start=start,
         end=end,
         teams=teams,
+        reps=_owners_of_visible(pack, form_id),
         top=top,
         team=request.args.get("team", ""),
         rep=request.args.get("rep", ""),
     )
+
+
+def _owners_of_visible(pack: CompiledPack, form_id: str) -> list[tuple[str, str]]:
+    """(username, name) of everyone owning a record of the form the reader may see: the
+    funnel's rep filter offers them instead of asking for a username."""
+    session = request_session()
+    owners = (
+        visible_records(session, current_user, role_capabilities=pack.role_capabilities)
+        .where(Record.pack_id == pack.id, Record.form_id == form_id)
+        .with_only_columns(Record.owner_id)
+        .distinct()
+    )
+    rows = session.execute(
+        select(User.username, User.display_name)
+        .where(User.id.in_(owners))
+        .order_by(User.display_name, User.username)
+    )
+    return [(username, name or username) for username, name in rows]
 
 
 @bp.app_context_processor
