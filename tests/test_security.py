@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 from flask import Flask
@@ -15,6 +16,7 @@ from tests.conftest import AuthActions, csrf_token
 
 ROLES = ("anonymous", "rep", "manager", "admin")
 OK, LOGIN, FORBIDDEN = "ok", "login", "403"
+TODAY = date.today().isoformat()
 
 
 def everyone(outcome: str) -> dict[str, str]:
@@ -61,6 +63,21 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ),
     ("admin.activate", "POST"): (
         lambda ids: (f"/admin/users/{ids['target']}/activate", {}),
+        ADMIN_ONLY,
+    ),
+    ("admin.user_page", "GET"): (lambda ids: (f"/admin/users/{ids['target']}", {}), ADMIN_ONLY),
+    ("admin.move", "POST"): (
+        lambda ids: (
+            f"/admin/users/{ids['target']}/move",
+            {"team": str(ids["east"]), "role": "account_manager", "valid_from": TODAY},
+        ),
+        ADMIN_ONLY,
+    ),
+    ("admin.password", "POST"): (
+        lambda ids: (
+            f"/admin/users/{ids['target']}/password",
+            {"password": "walked-pass-2", "confirm": "walked-pass-2"},
+        ),
         ADMIN_ONLY,
     ),
     ("admin.teams", "GET"): (lambda ids: ("/admin/teams", {}), ADMIN_ONLY),
@@ -216,7 +233,16 @@ def people(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-
         "target": make_user("target", team="east", role="account_manager").id,
     }
     ids = {**ids, **sample_deal(app, ids["rep"]), **others_deal(app, ids["target"])}
-    return {**ids, "appraisal": open_appraisal(app)}
+    return {**ids, "appraisal": open_appraisal(app), "east": team_id(app, "east")}
+
+
+def team_id(app: Flask, key: str) -> int:
+    from sqlalchemy import select
+
+    from quotaflow.org.models import Team
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        return session.scalars(select(Team.id).where(Team.key == key)).one()
 
 
 def open_appraisal(app: Flask) -> int:

@@ -1,14 +1,38 @@
-"""Admin forms: add a user."""
+"""Admin forms: add a user, move them to a team, set their password."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 
 from quotaflow.org.services import MIN_PASSWORD_LENGTH, USERNAME_RE
+
+
+def new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
+    """A new password and the same typed again (the second must be named `confirm`, beside a
+    `password`)."""
+    return (
+        PasswordField(
+            label,
+            validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1000)],
+            render_kw={"autocomplete": "new-password"},
+        ),
+        PasswordField(
+            _l("Repeat password"),
+            validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))],
+            render_kw={"autocomplete": "new-password"},
+        ),
+    )
 
 
 class AddUserForm(FlaskForm):
@@ -19,16 +43,7 @@ class AddUserForm(FlaskForm):
     )
     display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     email = EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)])
-    password = PasswordField(
-        _l("Password"),
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1000)],
-        render_kw={"autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        _l("Repeat password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password, confirm = new_password_fields(_l("Password"))
     team = SelectField(_l("Team"), choices=[], validate_choice=True)
     role = SelectField(_l("Role"), choices=[], validate_choice=True)
     locale = SelectField(
@@ -44,3 +59,20 @@ class AddUserForm(FlaskForm):
     def validate_role(self, field: SelectField) -> None:
         if self.team.data and not field.data:
             raise ValidationError(_l("Choose a role in the team."))
+
+
+class MoveUserForm(FlaskForm):
+    """The team and role a user has from a day on (org.services.move_user)."""
+
+    team = SelectField(_l("Team"), choices=[], validate_choice=True, validators=[DataRequired()])
+    role = SelectField(_l("Role"), choices=[], validate_choice=True, validators=[DataRequired()])
+    valid_from = DateField(
+        _l("From"),
+        validators=[InputRequired(message=_l("Enter the first day, e.g. 2026-12-01."))],
+    )
+
+
+class SetPasswordForm(FlaskForm):
+    """A new password for a user, typed twice."""
+
+    password, confirm = new_password_fields(_l("New password"))

@@ -85,6 +85,41 @@ def add_membership(
     return membership
 
 
+def move_user(session: Session, user: User, *, team: Team, role: str, on: date) -> Membership:
+    """From `on`, the user is in `team` with `role` and nowhere else: the memberships running
+    that day end there (one starting that very day is replaced), and what came before stays as
+    it was, so older records keep the team they were made in. A membership starting after
+    `on` is refused: the move would overlap it."""
+    later = session.scalars(
+        select(Membership)
+        .where(Membership.user_id == user.id, Membership.valid_from > on)
+        .order_by(Membership.valid_from)
+    ).first()
+    if later is not None:
+        raise OrgError(
+            f"{user.username} already has a membership starting {later.valid_from.isoformat()},"
+            f" after {on.isoformat()}: choose a date from {later.valid_from.isoformat()} on"
+        )
+    for running in session.scalars(select(Membership).where(*_valid_on(user.id, on))):
+        if running.valid_from == on:
+            session.delete(running)
+        else:
+            running.valid_to = on
+    session.flush()
+    return add_membership(session, user=user, team=team, role=role, valid_from=on)
+
+
+def memberships_of(session: Session, user: User) -> list[Membership]:
+    """All of a user's memberships, newest first."""
+    return list(
+        session.scalars(
+            select(Membership)
+            .where(Membership.user_id == user.id)
+            .order_by(Membership.valid_from.desc(), Membership.id.desc())
+        )
+    )
+
+
 def _valid_on(user_id: int, on: date) -> list[ColumnElement[bool]]:
     """The user's memberships valid on a day."""
     return [

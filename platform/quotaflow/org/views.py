@@ -1,4 +1,5 @@
-"""Admin pages: users (list, add, deactivate) and the team tree. Admins only."""
+"""Admin pages: users (list, add, a page each to move them between teams and set their
+password, deactivate) and the team tree. Admins only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from wtforms.fields import SelectChoice
 
 from quotaflow.audit import record_event
 from quotaflow.auth import admin_required
-from quotaflow.org.forms import AddUserForm
+from quotaflow.org.forms import AddUserForm, MoveUserForm, SetPasswordForm
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import (
@@ -19,7 +20,10 @@ from quotaflow.org.services import (
     add_membership,
     add_user,
     current_memberships,
+    memberships_of,
+    move_user,
     set_active,
+    set_password,
     team_tree,
 )
 from quotaflow.timeutil import utcnow
@@ -69,6 +73,60 @@ def add() -> ResponseReturnValue:
     return redirect(url_for("admin.users"))
 
 
+@bp.get("/users/<int:user_id>")
+@admin_required
+def user_page(user_id: int) -> ResponseReturnValue:
+    """One user: their memberships over time, a move to another team, a new password."""
+    return _user_page(_user_or_404(user_id), _move_form(), SetPasswordForm())
+
+
+@bp.post("/users/<int:user_id>/move")
+@admin_required
+def move(user_id: int) -> ResponseReturnValue:
+    """From a day on, the user is in another team (or has another role); before it, as was."""
+    user = _user_or_404(user_id)
+    form = _move_form()
+    if not form.validate_on_submit():
+        return _user_page(user, form, SetPasswordForm()), 400
+    db = request_session()
+    team = db.get(Team, int(form.team.data))
+    assert team is not None  # validate_choice guarantees it
+    try:
+        move_user(db, user, team=team, role=form.role.data, on=form.valid_from.data)
+    except OrgError as exc:
+        db.rollback()
+        form.valid_from.errors = [*form.valid_from.errors, str(exc)]
+        return _user_page(user, form, SetPasswordForm()), 400
+    _audit("user_move", user, team=team.key, role=form.role.data,
+           valid_from=form.valid_from.data.isoformat())  # fmt: skip
+    db.commit()
+    flash(
+        _("%(name)s is in %(team)s from %(day)s.", name=user.username, team=team.name,
+          day=form.valid_from.data.isoformat()),
+        "success",
+    )  # fmt: skip
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_required
+def password(user_id: int) -> ResponseReturnValue:
+    """Set a user's password; their signed-in sessions end."""
+    user = _user_or_404(user_id)
+    form = SetPasswordForm()
+    if not form.validate_on_submit():
+        return _user_page(user, _move_form(), form), 400
+    try:
+        set_password(user, form.password.data)
+    except OrgError as exc:
+        form.password.errors = [*form.password.errors, str(exc)]
+        return _user_page(user, _move_form(), form), 400
+    _audit("user_password", user)
+    request_session().commit()
+    flash(_("New password set for %(name)s.", name=user.username), "success")
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
 @bp.post("/users/<int:user_id>/deactivate")
 @admin_required
 def deactivate(user_id: int) -> ResponseReturnValue:
@@ -91,11 +149,16 @@ def teams() -> ResponseReturnValue:
     return render_template("admin/teams.html", tree=tree)
 
 
-def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
-    db = request_session()
-    user = db.get(User, user_id)
+def _user_or_404(user_id: int) -> User:
+    user = request_session().get(User, user_id)
     if user is None:
         abort(404)
+    return user
+
+
+def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
+    db = request_session()
+    user = _user_or_404(user_id)
     if user.id == current_user.id and not active:
         flash(_("You cannot deactivate yourself."), "error")
         return redirect(url_for("admin.users"))
@@ -111,12 +174,34 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
 
 def _add_form() -> AddUserForm:
     form = AddUserForm()
-    teams = request_session().scalars(select(Team).order_by(Team.name))
-    form.team.choices = [SelectChoice("", _("(no team)"))]
-    form.team.choices += [SelectChoice(str(t.id), t.name) for t in teams]
-    form.role.choices = [SelectChoice("", "—")]
-    form.role.choices += [SelectChoice(r) for r in sorted(DEFAULT_ROLE_CAPABILITIES)]
+    form.team.choices = [SelectChoice("", _("(no team)")), *_team_choices()]
+    form.role.choices = [SelectChoice("", "—"), *_role_choices()]
     return form
+
+
+def _move_form() -> MoveUserForm:
+    form = MoveUserForm()
+    form.team.choices = [SelectChoice("", "—"), *_team_choices()]
+    form.role.choices = [SelectChoice("", "—"), *_role_choices()]
+    if form.valid_from.data is None and not form.is_submitted():
+        form.valid_from.data = utcnow().date()
+    return form
+
+
+def _team_choices() -> list[SelectChoice]:
+    teams = request_session().scalars(select(Team).order_by(Team.name))
+    return [SelectChoice(str(t.id), t.name) for t in teams]
+
+
+def _role_choices() -> list[SelectChoice]:
+    return [SelectChoice(r) for r in sorted(DEFAULT_ROLE_CAPABILITIES)]
+
+
+def _user_page(user: User, move_form: MoveUserForm, password_form: SetPasswordForm) -> str:
+    return render_template(
+        "admin/user.html", user=user, memberships=memberships_of(request_session(), user),
+        move_form=move_form, password_form=password_form, today=utcnow().date(),
+    )  # fmt: skip
 
 
 def _users_page(form: AddUserForm) -> str:

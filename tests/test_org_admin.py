@@ -1,0 +1,121 @@
+"""Admin user pages: moving a user between teams from a day on, and setting their password."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from quotaflow import db
+from quotaflow.audit.models import AuditEvent
+from quotaflow.org.models import Membership, Team, User
+from quotaflow.org.services import OrgError, move_user, team_on
+from tests.conftest import TEST_PASSWORD, AuthActions
+
+
+@pytest.fixture
+def org(app: Flask, make_user) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    ids = {
+        "boss": make_user("boss", is_admin=True).id,
+        "li": make_user("li.wei", team="east", role="account_manager").id,
+        "ann": make_user("ann", team="west", role="sales_manager").id,
+    }
+    with app.extensions["quotaflow.sessions"]() as session:
+        for key in ("east", "west"):
+            ids[key] = session.scalars(select(Team.id).where(Team.key == key)).one()
+    return ids
+
+
+def spans(app: Flask, user_id: int) -> list[tuple[str, str, date, date | None]]:
+    with app.extensions["quotaflow.sessions"]() as session:
+        rows = session.execute(
+            select(Team.key, Membership.role, Membership.valid_from, Membership.valid_to)
+            .join(Team, Team.id == Membership.team_id)
+            .where(Membership.user_id == user_id)
+            .order_by(Membership.valid_from)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_a_move_ends_the_running_membership_and_keeps_the_past(app: Flask, org) -> None:  # type: ignore[no-untyped-def]
+    sessions = app.extensions["quotaflow.sessions"]
+    june = date(2026, 6, 1)
+    with db.transaction(sessions) as session:
+        li, west = session.get(User, org["li"]), session.get(Team, org["west"])
+        move_user(session, li, team=west, role="account_manager", on=june)  # type: ignore[arg-type]
+    assert spans(app, org["li"]) == [
+        ("east", "account_manager", date(2020, 1, 1), june),
+        ("west", "account_manager", june, None),
+    ]
+    with sessions() as session:
+        assert team_on(session, org["li"], date(2026, 5, 31)) == org["east"]
+        assert team_on(session, org["li"], june) == org["west"]
+    # moved again the same day: replaced, not a membership of no days
+    with db.transaction(sessions) as session:
+        li, east = session.get(User, org["li"]), session.get(Team, org["east"])
+        move_user(session, li, team=east, role="sales_manager", on=june)  # type: ignore[arg-type]
+    assert spans(app, org["li"])[-1] == ("east", "sales_manager", june, None)
+    assert len(spans(app, org["li"])) == 2
+    # a move before a membership that starts later would overlap it: refused, nothing changed
+    with pytest.raises(OrgError, match="starting 2026-06-01"), db.transaction(sessions) as session:
+        li, west = session.get(User, org["li"]), session.get(Team, org["west"])
+        move_user(session, li, team=west, role="account_manager", on=date(2026, 3, 1))  # type: ignore[arg-type]
+    assert len(spans(app, org["li"])) == 2
+
+
+def test_admin_moves_a_user_on_their_page(app: Flask, auth: AuthActions, org) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    page = auth.client.get(f"/admin/users/{org['li']}").get_data(as_text=True)
+    assert 'data-testid="memberships"' in page and 'data-team="east"' in page
+    assert f'value="{date.today().isoformat()}"' in page  # the move starts today unless told
+    bad = auth.post(
+        f"/admin/users/{org['li']}/move",
+        {"team": str(org["west"]), "role": "account_manager", "valid_from": "next tuesday"},
+    )
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert re.search(rf'<option selected value="{org["west"]}">West</option>', text)  # kept
+    assert 'value="next tuesday"' in text and 'aria-invalid="true"' in text
+    assert len(spans(app, org["li"])) == 1
+    done = auth.post(
+        f"/admin/users/{org['li']}/move",
+        {"team": str(org["west"]), "role": "account_manager", "valid_from": "2026-06-01"},
+        follow_redirects=True,
+    )
+    assert "li.wei is in West from 2026-06-01." in done.get_data(as_text=True)
+    assert spans(app, org["li"])[-1] == ("west", "account_manager", date(2026, 6, 1), None)
+    with app.extensions["quotaflow.sessions"]() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user_move")).one()
+        assert event.actor == "boss" and event.object_id == "li.wei"
+        assert event.details == {"team": "west", "role": "account_manager",
+                                 "valid_from": "2026-06-01"}  # fmt: skip
+    users = auth.client.get("/admin/users").get_data(as_text=True)
+    assert f'href="/admin/users/{org["li"]}"' in users
+
+
+def test_admin_sets_a_password_and_the_old_one_stops_working(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    differ = auth.post(
+        f"/admin/users/{org['li']}/password",
+        {"password": "brand-new-pass-1", "confirm": "brand-new-pass-2"},
+    )
+    assert differ.status_code == 400 and "The passwords differ." in differ.get_data(as_text=True)
+    short = auth.post(f"/admin/users/{org['li']}/password", {"password": "x", "confirm": "x"})
+    assert short.status_code == 400
+    done = auth.post(
+        f"/admin/users/{org['li']}/password",
+        {"password": "brand-new-pass-1", "confirm": "brand-new-pass-1"},
+        follow_redirects=True,
+    )
+    assert "New password set for li.wei." in done.get_data(as_text=True)
+    auth.logout()
+    assert auth.login("li.wei", TEST_PASSWORD).status_code == 200  # refused: the form again
+    assert auth.login("li.wei", "brand-new-pass-1").status_code == 302
+    with app.extensions["quotaflow.sessions"]() as session:
+        actions = set(session.scalars(select(AuditEvent.action)))
+    assert "user_password" in actions
