@@ -119,3 +119,26 @@ def test_admin_sets_a_password_and_the_old_one_stops_working(
     with app.extensions["quotaflow.sessions"]() as session:
         actions = set(session.scalars(select(AuditEvent.action)))
     assert "user_password" in actions
+
+
+def test_roles_are_offered_and_shown_by_the_packs_labels(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.validate import load_pack
+    from quotaflow.resources import stock_pack_dir
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+    auth.login("boss")
+    page = auth.client.get(f"/admin/users/{org['li']}").get_data(as_text=True)
+    assert "<td>Account manager</td>" in page  # li.wei's membership, by the pack's label
+    offered = dict(re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', page))
+    assert offered["account_manager"] == "Account manager"
+    assert offered["sales_manager"] == "Sales manager"
+    assert "sales_admin" not in offered  # its capability is admin: a user flag, not a team role
+    assert "(Account manager)" in auth.client.get("/admin/users").get_data(as_text=True)
+    assert "(Sales manager)" in auth.client.get("/admin/teams").get_data(as_text=True)
+    auth.post("/locale", {"locale": "zh", "next": "/"})
+    page = auth.client.get(f"/admin/users/{org['li']}").get_data(as_text=True)
+    assert "<td>客户经理</td>" in page and '<option value="sales_manager">销售经理</option>' in page

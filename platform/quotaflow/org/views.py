@@ -26,8 +26,11 @@ from quotaflow.org.services import (
     set_password,
     team_tree,
 )
+from quotaflow.packs.definitions import label_text
+from quotaflow.packs.services import active_packs
 from quotaflow.timeutil import utcnow
 from quotaflow.web import request_session
+from quotaflow.web.i18n import current_language
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -146,7 +149,7 @@ def activate(user_id: int) -> ResponseReturnValue:
 def teams() -> ResponseReturnValue:
     """The org tree with who is in each team today."""
     tree = team_tree(request_session(), utcnow().date())
-    return render_template("admin/teams.html", tree=tree)
+    return render_template("admin/teams.html", tree=tree, role_labels=_role_labels())
 
 
 def _user_or_404(user_id: int) -> User:
@@ -194,13 +197,31 @@ def _team_choices() -> list[SelectChoice]:
 
 
 def _role_choices() -> list[SelectChoice]:
-    return [SelectChoice(r) for r in sorted(DEFAULT_ROLE_CAPABILITIES)]
+    """The team roles a membership may have, by their names in the reader's language."""
+    labels = _role_labels()
+    team_roles: set[str] = set(DEFAULT_ROLE_CAPABILITIES)
+    for pack in active_packs(request_session()):
+        team_roles |= set(pack.role_capabilities)  # (a role granting admin is not a team role)
+    named = sorted((labels.get(r, r), r) for r in team_roles)
+    return [SelectChoice(role, label) for label, role in named]
+
+
+def _role_labels() -> dict[str, str]:
+    """Role name -> its label in the reader's language, as the installed packs declare them
+    (a role no pack labels shows as its name)."""
+    language = current_language()
+    return {
+        role.id: label_text(role.label, language, role.id)
+        for pack in active_packs(request_session())
+        for role in pack.pack.roles
+    }
 
 
 def _user_page(user: User, move_form: MoveUserForm, password_form: SetPasswordForm) -> str:
     return render_template(
         "admin/user.html", user=user, memberships=memberships_of(request_session(), user),
         move_form=move_form, password_form=password_form, today=utcnow().date(),
+        role_labels=_role_labels(),
     )  # fmt: skip
 
 
@@ -208,7 +229,10 @@ def _users_page(form: AddUserForm) -> str:
     db = request_session()
     people = db.scalars(select(User).order_by(User.username)).all()
     memberships = current_memberships(db, utcnow().date())
-    return render_template("admin/users.html", users=people, memberships=memberships, form=form)
+    return render_template(
+        "admin/users.html", users=people, memberships=memberships, form=form,
+        role_labels=_role_labels(),
+    )  # fmt: skip
 
 
 def _audit(action: str, user: User, **details: str) -> None:
