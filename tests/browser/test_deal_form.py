@@ -100,6 +100,16 @@ def test_the_deal_form_on_a_phone(
     save.tap()
     phone.wait_for_url(re.compile(r"/records/\d+$"))
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.goto(f"{live_server.url}/forms/b2b_manufacturer/deal/records")
+    row = phone.get_by_test_id("records").locator("tbody tr").first
+    expect(row).to_contain_text("Browser Motors")
+    # one card per deal: nothing to scroll sideways, each value under its column's name
+    assert phone.evaluate(
+        "(t => t.scrollWidth <= t.parentElement.clientWidth)"
+        "(document.querySelector('[data-testid=records]'))"
+    )
+    stage = row.locator("td[data-label=Stage]")
+    assert stage.evaluate("td => getComputedStyle(td, '::before').content") == '"Stage"'
     assert pages.console_errors == []
 
 
