@@ -4,6 +4,7 @@ pack checks, the CLI and the page (who may see which board)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -327,3 +328,31 @@ def test_a_role_named_on_the_board_opens_it(world: World, auth: Any) -> None:
     auth.login("boss")
     assert "directors_only" in auth.client.get("/leaderboards").get_data(as_text=True)
     assert auth.client.get("/leaderboards/boards/directors_only").status_code == 200
+
+
+def test_the_index_shows_each_boards_first_three_and_the_readers_place(
+    world: World, auth: Any, monkeypatch: Any
+) -> None:
+    import quotaflow.leaderboards.views as views
+
+    class November:  # the boards' current period is the one holding today
+        @staticmethod
+        def today() -> date:
+            return date(2026, 11, 24)
+
+    monkeypatch.setattr(views, "date", November)
+    auth.login("dan")
+    index = auth.client.get("/leaderboards").get_data(as_text=True)
+    card = index.split('data-testid="board-sellers"')[1].split("</section>")[0]
+    places = re.findall(
+        r'<li( class="me"[^>]*)?>\s*<span class="rank">(\d+)</span>\s*<span class="who">(\w+)</span>',
+        card,
+    )
+    assert [(rank, who, bool(me)) for me, rank, who in places] == [
+        ("1", "Ann", False), ("2", "Bob", False), ("2", "Cai", False), ("4", "Dan", True),
+    ]  # fmt: skip
+    assert "2026-11" in card
+    auth.logout()
+    auth.login("ann")  # on the podium: no extra row of her own
+    card = auth.client.get("/leaderboards").get_data(as_text=True).split('board-sellers"')[1]
+    assert card.split("</section>")[0].count("<li") == 3

@@ -61,6 +61,12 @@ class Board:
     rows: tuple[BoardRow, ...]
     team_id: int | None = None
 
+    def podium(self, viewer_key: int | None = None, places: int = 3) -> list[BoardRow]:
+        """The first `places` ranked rows, plus the viewer's own when it is below them."""
+        top = [r for r in self.rows if r.rank is not None][:places]
+        own = next((r for r in self.rows if r.key == viewer_key and r not in top), None)
+        return [*top, own] if own is not None else top
+
     def shown(self, viewer_key: int | None = None) -> list[BoardRow]:
         """The first `limit` rows, plus the viewer's own row when it falls below the line."""
         limit = self.definition.limit

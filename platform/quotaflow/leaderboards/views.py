@@ -12,6 +12,7 @@ from sqlalchemy import select
 from quotaflow.errors import QuotaflowError
 from quotaflow.kpis.periods import parse_period
 from quotaflow.leaderboards.services import (
+    Board,
     board_of,
     board_period,
     leaderboard,
@@ -55,8 +56,22 @@ def visible_boards() -> list[tuple[CompiledPack, LeaderboardDef]]:
 
 @bp.get("/leaderboards")
 def index() -> ResponseReturnValue:
-    """Every board the signed-in person may see."""
-    return render_template("leaderboards/index.html", boards=visible_boards())
+    """Every board the signed-in person may see, each with its first three this period and
+    where the reader stands."""
+    summaries = [(pack, board, _current(pack, board)) for pack, board in visible_boards()]
+    return render_template("leaderboards/index.html", boards=summaries, me=current_user.id)
+
+
+def _current(pack: CompiledPack, definition: LeaderboardDef) -> Board | None:
+    """The board for its current period, company-wide; None when it cannot be computed (its
+    page then says why)."""
+    try:
+        return leaderboard(
+            request_session(), pack, definition.id, board_period(pack, definition, date.today()),
+            locale=current_language(), scores=scorecard_scores,
+        )  # fmt: skip
+    except QuotaflowError:
+        return None
 
 
 @bp.get("/leaderboards/<pack_id>/<board_id>")
