@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from quotaflow.org.models import Team
 from quotaflow.pipelines.models import StageMove
-from quotaflow.records.models import RecordHistory
+from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.services import create_record
 from tests.conftest import AuthActions
 from tests.test_forms_web import (
@@ -91,6 +91,16 @@ def test_create_view_and_history(app: Flask, signed_in, people) -> None:
     assert '<h1 data-testid="record-title">Acme Motors</h1>' in page
     assert "Saved." in page and "Created" in page and "by Li.Wei" in page
     assert "$5,000.00" in page and "$4,500.00" in page  # net amount computed
+
+
+def test_a_record_saved_without_its_computed_values_shows_them_worked_out(
+    app: Flask, signed_in, people
+) -> None:  # (an import or the demo writes the inputs only)
+    [deal] = make_deals(app, people["rep"], 1, amount="5000", discount="0.1")
+    with app.extensions["quotaflow.sessions"]() as session:
+        assert "net" not in session.get(Record, deal).values  # type: ignore[union-attr]
+    page = signed_in("li.wei").client.get(f"/records/{deal}").get_data(as_text=True)
+    assert re.search(r'<dd data-field="net">\$4,500\.00</dd>', page)
 
 
 def test_edit_keeps_history_old_to_new(app: Flask, signed_in) -> None:

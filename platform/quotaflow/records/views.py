@@ -216,8 +216,14 @@ def view(record_id: int) -> ResponseReturnValue:
     team = session.get(Team, record.team_id) if record.team_id else None
     version = session.get(PackVersion, record.pack_version_id)
     shown = evaluate_form(pack, form.id, _typed(form, record.values), stage=record.stage)
+    # a record that came in without its computed values (an import, the demo) shows them
+    # worked out from its own inputs by its own version; a stored one is shown as saved
+    values = {
+        **{f.id: shown.values.get(f.id) for f in form.fields if f.formula is not None},
+        **{k: v for k, v in record.values.items() if v not in (None, "", [])},
+    }
     return render_template(
-        "records/view.html", record=record, pack=pack, form=form, history=history,
+        "records/view.html", record=record, pack=pack, form=form, history=history, values=values,
         show=display_for(pack, form, value_sets), names=names, team=team, version=version,
         fields={f.id: f for f in form.fields}, title=wtf.record_title(form, record),
         visible=shown.visible,
