@@ -12,7 +12,7 @@ from sqlalchemy import select
 from quotaflow import db
 from quotaflow.audit.models import AuditEvent
 from quotaflow.org.models import Membership, Team, User
-from quotaflow.org.services import OrgError, move_user, team_on
+from quotaflow.org.services import OrgError, change_team, move_user, team_on
 from tests.conftest import TEST_PASSWORD, AuthActions
 
 
@@ -142,3 +142,45 @@ def test_roles_are_offered_and_shown_by_the_packs_labels(
     auth.post("/locale", {"locale": "zh", "next": "/"})
     page = auth.client.get(f"/admin/users/{org['li']}").get_data(as_text=True)
     assert "<td>客户经理</td>" in page and '<option value="sales_manager">销售经理</option>' in page
+
+
+def test_admin_adds_a_team_and_moves_it_under_another(app: Flask, auth: AuthActions, org) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    added = auth.post(
+        "/admin/teams", {"key": "North", "name": "North", "parent": str(org["east"])},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert "Team North added." in added.get_data(as_text=True)
+    with app.extensions["quotaflow.sessions"]() as session:
+        north = session.scalars(select(Team).where(Team.key == "north")).one()  # key lower-cased
+        assert north.parent_id == org["east"]
+    for key, message in (("north", "already exists"), ("no spaces", "is not a team key")):
+        refused = auth.post("/admin/teams", {"key": key, "name": "Again", "parent": ""})
+        text = refused.get_data(as_text=True)
+        assert refused.status_code == 400 and message in text and 'value="Again"' in text
+    page = auth.client.get(f"/admin/teams/{org['east']}").get_data(as_text=True)
+    offered = re.findall(r'<option[^>]*value="(\d+)"', page)
+    assert str(org["west"]) not in offered and str(north.id) not in offered  # its own sub-teams
+    moved = auth.post(
+        f"/admin/teams/{north.id}", {"name": "North Region", "parent": str(org["west"])},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert "Team North Region saved." in moved.get_data(as_text=True)
+    with app.extensions["quotaflow.sessions"]() as session:
+        north = session.get(Team, north.id)  # type: ignore[assignment]
+        assert (north.name, north.parent_id) == ("North Region", org["west"])
+        actions = list(
+            session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "team"))
+        )
+    assert actions == ["team_add", "team_change"]
+    cycle = auth.post(f"/admin/teams/{org['east']}", {"name": "East", "parent": str(north.id)})
+    assert cycle.status_code == 400  # a team under its own sub-team is not even offered
+
+
+def test_a_team_cannot_go_under_its_own_sub_team(app: Flask, org) -> None:  # type: ignore[no-untyped-def]
+    with (
+        pytest.raises(OrgError, match="cannot go under West"),
+        db.transaction(app.extensions["quotaflow.sessions"]) as session,
+    ):
+        east, west = session.get(Team, org["east"]), session.get(Team, org["west"])
+        change_team(session, east, name="East", parent=west)  # type: ignore[arg-type]

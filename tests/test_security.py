@@ -81,6 +81,15 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ADMIN_ONLY,
     ),
     ("admin.teams", "GET"): (lambda ids: ("/admin/teams", {}), ADMIN_ONLY),
+    ("admin.add_team_view", "POST"): (
+        lambda ids: ("/admin/teams", {"key": "walked", "name": "Walked", "parent": ""}),
+        ADMIN_ONLY,
+    ),
+    ("admin.team_page", "GET"): (lambda ids: (f"/admin/teams/{ids['east']}", {}), ADMIN_ONLY),
+    ("admin.change_team_view", "POST"): (
+        lambda ids: (f"/admin/teams/{ids['east']}", {"name": "East", "parent": ""}),
+        ADMIN_ONLY,
+    ),
     ("pipelines.board", "GET"): (lambda ids: ("/pipelines/b2b", {}), SIGNED_IN),
     ("pipelines.funnel_page", "GET"): (lambda ids: ("/pipelines/b2b/funnel", {}), SIGNED_IN),
     ("pipelines.approvals", "GET"): (lambda ids: ("/approvals", {}), SIGNED_IN),

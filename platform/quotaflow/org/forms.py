@@ -1,4 +1,4 @@
-"""Admin forms: add a user, move them to a team, set their password."""
+"""Admin forms: add a user, move them to a team, set their password; add and change teams."""
 
 from __future__ import annotations
 
@@ -76,3 +76,16 @@ class SetPasswordForm(FlaskForm):
     """A new password for a user, typed twice."""
 
     password, confirm = new_password_fields(_l("New password"))
+
+
+class TeamForm(FlaskForm):
+    """A team's name and place in the tree; `key` only when it is added (keys stay)."""
+
+    key = StringField(
+        _l("Key"), validators=[DataRequired(), Length(max=80)], render_kw={"autocapitalize": "none"}
+    )
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    parent = SelectField(_l("Under"), choices=[], validate_choice=True)
+
+    def validate_key(self, field: StringField) -> None:
+        field.data = (field.data or "").strip().lower()

@@ -22,6 +22,7 @@ from quotaflow.audit import record_event
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import (
+    TEAM_KEY_RE,
     OrgError,
     add_membership,
     add_user,
@@ -44,7 +45,6 @@ COLUMNS = (
     "is_admin",
 )
 REQUIRED_COLUMNS = ("username", "team")
-TEAM_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 TRUE = {"1", "true", "yes", "y", "x", "是"}
 FALSE = {"0", "false", "no", "n", "否"}
 

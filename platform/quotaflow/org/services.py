@@ -55,6 +55,39 @@ def add_user(
     return user
 
 
+TEAM_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+
+
+def add_team(session: Session, *, key: str, name: str, parent: Team | None) -> Team:
+    """A new team under `parent` (None: a top-level unit); keys are unique and stay as given."""
+    if not TEAM_KEY_RE.match(key):
+        raise OrgError(
+            f"'{key}' is not a team key: use lower-case letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit, at most 80)"
+        )
+    if team_by_key(session, key) is not None:
+        raise OrgError(f"a team with the key '{key}' already exists")
+    if not name.strip():
+        raise OrgError("a team needs a name")
+    team = Team(key=key, name=name.strip(), parent_id=parent.id if parent else None)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def change_team(session: Session, team: Team, *, name: str, parent: Team | None) -> None:
+    """Rename a team or put it under another (its sub-teams go with it). Who sees a team's
+    records follows the tree as it is now, so the new parent's managers see them from then
+    on. A team cannot go under itself or one of its own sub-teams."""
+    if parent is not None and parent.id in team_and_subteams(session, team.id):
+        raise OrgError(f"{team.name} cannot go under {parent.name}: that is part of {team.name}")
+    if not name.strip():
+        raise OrgError("a team needs a name")
+    team.name = name.strip()
+    team.parent_id = parent.id if parent else None
+    session.flush()
+
+
 def ensure_team(session: Session, *, key: str, name: str, parent: Team | None = None) -> Team:
     """The team with this key, created under `parent` when missing."""
     team = session.scalar(select(Team).where(Team.key == key))

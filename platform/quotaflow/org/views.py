@@ -1,5 +1,6 @@
 """Admin pages: users (list, add, a page each to move them between teams and set their
-password, deactivate) and the team tree. Admins only."""
+password, deactivate) and teams (the tree, add, a page each to rename or move them). Admins
+only."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from wtforms.fields import SelectChoice
 
 from quotaflow.audit import record_event
 from quotaflow.auth import admin_required
-from quotaflow.org.forms import AddUserForm, MoveUserForm, SetPasswordForm
+from quotaflow.org.forms import AddUserForm, MoveUserForm, SetPasswordForm, TeamForm
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import (
     OrgError,
     add_membership,
+    add_team,
     add_user,
+    change_team,
     current_memberships,
     memberships_of,
     move_user,
     set_active,
     set_password,
+    team_and_subteams,
     team_tree,
 )
 from quotaflow.packs.definitions import label_text
@@ -147,9 +151,97 @@ def activate(user_id: int) -> ResponseReturnValue:
 @bp.get("/teams")
 @admin_required
 def teams() -> ResponseReturnValue:
-    """The org tree with who is in each team today."""
+    """The org tree with who is in each team today, and a form to add a team."""
+    return _teams_page(_team_form())
+
+
+@bp.post("/teams")
+@admin_required
+def add_team_view() -> ResponseReturnValue:
+    """Add a team under another (or at the top)."""
+    form = _team_form()
+    if not form.validate_on_submit():
+        return _teams_page(form), 400
+    db = request_session()
+    try:
+        team = add_team(db, key=form.key.data, name=form.name.data, parent=_parent(form))
+    except OrgError as exc:
+        db.rollback()
+        form.key.errors = [*form.key.errors, str(exc)]
+        return _teams_page(form), 400
+    _audit_team("team_add", team)
+    db.commit()
+    flash(_("Team %(name)s added.", name=team.name), "success")
+    return redirect(url_for("admin.teams"))
+
+
+@bp.get("/teams/<int:team_id>")
+@admin_required
+def team_page(team_id: int) -> ResponseReturnValue:
+    """One team: rename it or put it under another."""
+    team = _team_or_404(team_id)
+    form = _team_form(team)
+    if not form.is_submitted():
+        form.name.data = team.name
+        form.parent.data = str(team.parent_id or "")
+    return render_template("admin/team.html", team=team, form=form)
+
+
+@bp.post("/teams/<int:team_id>")
+@admin_required
+def change_team_view(team_id: int) -> ResponseReturnValue:
+    """Save a team's new name or place in the tree."""
+    team = _team_or_404(team_id)
+    form = _team_form(team)
+    form.key.data = team.key  # keys stay as they were made
+    if not form.validate_on_submit():
+        return render_template("admin/team.html", team=team, form=form), 400
+    db = request_session()
+    try:
+        change_team(db, team, name=form.name.data, parent=_parent(form))
+    except OrgError as exc:
+        db.rollback()
+        form.parent.errors = [*form.parent.errors, str(exc)]
+        return render_template("admin/team.html", team=team, form=form), 400
+    _audit_team("team_change", team)
+    db.commit()
+    flash(_("Team %(name)s saved.", name=team.name), "success")
+    return redirect(url_for("admin.teams"))
+
+
+def _team_or_404(team_id: int) -> Team:
+    team = request_session().get(Team, team_id)
+    if team is None:
+        abort(404)
+    return team
+
+
+def _team_form(team: Team | None = None) -> TeamForm:
+    """The form with every team it may go under (for a team: not itself nor its sub-teams)."""
+    form = TeamForm()
+    db = request_session()
+    own = set(team_and_subteams(db, team.id)) if team is not None else set()
+    form.parent.choices = [SelectChoice("", _("(top level)"))]
+    others = [t for t in db.scalars(select(Team).order_by(Team.name)) if t.id not in own]
+    form.parent.choices += [SelectChoice(str(t.id), t.name) for t in others]
+    return form
+
+
+def _parent(form: TeamForm) -> Team | None:
+    return request_session().get(Team, int(form.parent.data)) if form.parent.data else None
+
+
+def _teams_page(form: TeamForm) -> str:
     tree = team_tree(request_session(), utcnow().date())
-    return render_template("admin/teams.html", tree=tree, role_labels=_role_labels())
+    return render_template("admin/teams.html", tree=tree, role_labels=_role_labels(), form=form)
+
+
+def _audit_team(action: str, team: Team) -> None:
+    parent = request_session().get(Team, team.parent_id) if team.parent_id else None
+    record_event(
+        request_session(), actor=current_user.username, action=action, object_type="team",
+        object_id=team.key, details={"name": team.name, "parent": parent.key if parent else ""},
+    )  # fmt: skip
 
 
 def _user_or_404(user_id: int) -> User:
