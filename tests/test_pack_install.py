@@ -19,7 +19,8 @@ from quotaflow.packs.install import InstallRefused, install_pack
 from quotaflow.packs.models import Pack, PackVersion
 from quotaflow.packs.services import active_pack, active_version
 from quotaflow.packs.validate import load_pack
-from quotaflow.records.models import Record
+from quotaflow.pipelines.models import StageMove
+from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.services import create_record
 from quotaflow.resources import stock_pack_dir
 from tests.packfiles import DEAL, PACK, PIPELINE, minimal_files, write_pack
@@ -211,7 +212,7 @@ def test_a_failure_mid_install_leaves_the_database_unchanged(
     assert snapshot(sessions) == before
 
 
-def test_demo_loads_a_believable_company(runner: CliRunner) -> None:
+def test_demo_loads_a_believable_company(runner: CliRunner, sessions) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(main, ["demo", "--today", "2026-11-24", "--seed", "7"])
     assert result.exit_code == 0, result.output
     assert "Demo logins (password for all: quotaflow-demo):" in result.output
@@ -227,3 +228,18 @@ def test_demo_loads_a_believable_company(runner: CliRunner) -> None:
     assert all(row["score"] is not None for row in ranked)  # every rep has a frozen score
     again = runner.invoke(main, ["demo", "--if-empty"])
     assert again.exit_code == 0 and "not loaded again" in again.output
+    # a deal's history tells its stage moves, as a move in the app writes them
+    with sessions() as session:
+        moves = session.execute(
+            select(
+                StageMove.record_id, StageMove.from_stage, StageMove.to_stage, StageMove.moved_at
+            ).where(StageMove.from_stage.is_not(None))
+        ).all()
+        told = session.execute(
+            select(RecordHistory.record_id, RecordHistory.changes, RecordHistory.changed_at).where(
+                RecordHistory.action == "stage"
+            )
+        ).all()
+    assert moves and sorted((r, f, t, at) for r, f, t, at in moves) == sorted(
+        (r, c["stage"][0], c["stage"][1], at) for r, c, at in told
+    )

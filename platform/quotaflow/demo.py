@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from quotaflow.appended import append_rows
 from quotaflow.org.models import Team, User
 from quotaflow.org.services import add_membership, add_user, ensure_team
 from quotaflow.pipelines.models import StageMove
 from quotaflow.records.models import Record
-from quotaflow.records.services import create_record
+from quotaflow.records.services import HISTORY, create_record
 
 DEMO_PASSWORD = "quotaflow-demo"
 
@@ -353,6 +354,7 @@ def _demo_moves(
         cuts = sorted(rng.uniform(0, span * 0.8) for _ in path[1:])
     times = [start] + [start + timedelta(seconds=c) for c in cuts]
     previous = None
+    history = []  # each move in the deal's timeline too, as a move in the app writes it
     for stage, moved_at in zip(path, times, strict=False):
         session.add(
             StageMove(
@@ -364,7 +366,15 @@ def _demo_moves(
                 moved_at=moved_at,
             )
         )
+        if previous is not None:
+            history.append(
+                {"record_id": record.id, "version_no": record.version_no, "action": "stage",
+                 "changed_by": record.owner_id, "changed_at": moved_at,
+                 "changes": {"stage": [previous, stage]}}
+            )  # fmt: skip
         previous = stage
+    if history:
+        append_rows(session, HISTORY, history)
     last = times[min(len(path), len(times)) - 1]
     if deal.closed is None:  # open deals were last touched recently, some of them too long ago
         last = max(last, end - timedelta(days=rng.uniform(0, 20)))
