@@ -4,6 +4,8 @@ only."""
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -184,7 +186,7 @@ def team_page(team_id: int) -> ResponseReturnValue:
     if not form.is_submitted():
         form.name.data = team.name
         form.parent.data = str(team.parent_id or "")
-    return render_template("admin/team.html", team=team, form=form)
+    return _team_page(team, form)
 
 
 @bp.post("/teams/<int:team_id>")
@@ -195,18 +197,22 @@ def change_team_view(team_id: int) -> ResponseReturnValue:
     form = _team_form(team)
     form.key.data = team.key  # keys stay as they were made
     if not form.validate_on_submit():
-        return render_template("admin/team.html", team=team, form=form), 400
+        return _team_page(team, form), 400
     db = request_session()
     try:
         change_team(db, team, name=form.name.data, parent=_parent(form))
     except OrgError as exc:
         db.rollback()
         form.parent.errors = [*form.parent.errors, str(exc)]
-        return render_template("admin/team.html", team=team, form=form), 400
+        return _team_page(team, form), 400
     _audit_team("team_change", team)
     db.commit()
     flash(_("Team %(name)s saved.", name=team.name), "success")
     return redirect(url_for("admin.teams"))
+
+
+def _team_page(team: Team, form: TeamForm) -> str:
+    return render_template("admin/team.html", team=team, form=form)
 
 
 def _team_or_404(team_id: int) -> Team:
@@ -219,11 +225,8 @@ def _team_or_404(team_id: int) -> Team:
 def _team_form(team: Team | None = None) -> TeamForm:
     """The form with every team it may go under (for a team: not itself nor its sub-teams)."""
     form = TeamForm()
-    db = request_session()
-    own = set(team_and_subteams(db, team.id)) if team is not None else set()
-    form.parent.choices = [SelectChoice("", _("(top level)"))]
-    others = [t for t in db.scalars(select(Team).order_by(Team.name)) if t.id not in own]
-    form.parent.choices += [SelectChoice(str(t.id), t.name) for t in others]
+    own = set(team_and_subteams(request_session(), team.id)) if team is not None else set()
+    form.parent.choices = [SelectChoice("", _("(top level)")), *_team_choices(leaving_out=own)]
     return form
 
 
@@ -238,10 +241,7 @@ def _teams_page(form: TeamForm) -> str:
 
 def _audit_team(action: str, team: Team) -> None:
     parent = request_session().get(Team, team.parent_id) if team.parent_id else None
-    record_event(
-        request_session(), actor=current_user.username, action=action, object_type="team",
-        object_id=team.key, details={"name": team.name, "parent": parent.key if parent else ""},
-    )  # fmt: skip
+    _event(action, "team", team.key, name=team.name, parent=parent.key if parent else "")
 
 
 def _user_or_404(user_id: int) -> User:
@@ -283,9 +283,9 @@ def _move_form() -> MoveUserForm:
     return form
 
 
-def _team_choices() -> list[SelectChoice]:
+def _team_choices(leaving_out: Set[int] = frozenset()) -> list[SelectChoice]:
     teams = request_session().scalars(select(Team).order_by(Team.name))
-    return [SelectChoice(str(t.id), t.name) for t in teams]
+    return [SelectChoice(str(t.id), t.name) for t in teams if t.id not in leaving_out]
 
 
 def _role_choices() -> list[SelectChoice]:
@@ -328,11 +328,11 @@ def _users_page(form: AddUserForm) -> str:
 
 
 def _audit(action: str, user: User, **details: str) -> None:
+    _event(action, "user", user.username, **details)
+
+
+def _event(action: str, object_type: str, object_id: str, **details: str) -> None:
     record_event(
-        request_session(),
-        actor=current_user.username,
-        action=action,
-        object_type="user",
-        object_id=user.username,
-        details=details,
-    )
+        request_session(), actor=current_user.username, action=action,
+        object_type=object_type, object_id=object_id, details=details,
+    )  # fmt: skip
