@@ -12,7 +12,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.test import TestResponse
 
 from quotaflow.web.security import CSP, HEADERS, add_security_headers
-from tests.conftest import AuthActions, csrf_token
+from tests.conftest import TEST_PASSWORD, AuthActions, csrf_token
 
 ROLES = ("anonymous", "rep", "manager", "admin")
 OK, LOGIN, FORBIDDEN = "ok", "login", "403"
@@ -41,6 +41,15 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         everyone(OK),
     ),
     ("i18n.set_locale", "POST"): (lambda ids: ("/locale", {"locale": "en"}), everyone(OK)),
+    ("account.account", "GET"): (lambda ids: ("/account", {}), SIGNED_IN),
+    # one's own new password: this session stays signed in for the routes after it
+    ("account.change_password", "POST"): (
+        lambda ids: (
+            "/account/password",
+            {"current": TEST_PASSWORD, "password": "walked-pass-3", "confirm": "walked-pass-3"},
+        ),
+        SIGNED_IN,
+    ),
     ("admin.users", "GET"): (lambda ids: ("/admin/users", {}), ADMIN_ONLY),
     ("admin.add", "POST"): (
         lambda ids: (

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from quotaflow.audit import record_event
 from quotaflow.auth.models import LoginAttempt
 from quotaflow.org.models import User
-from quotaflow.org.services import hash_password, password_matches
+from quotaflow.org.services import hash_password, password_matches, set_password
 from quotaflow.timeutil import utcnow
 
 # A real scrypt hash to check against when the username is unknown, so that a wrong username
@@ -77,6 +77,33 @@ def authenticate(
         delete(LoginAttempt).where(LoginAttempt.username == name, LoginAttempt.ip == ip)
     )
     _audit(session, user.username, "login", ip)
+    return LoginResult(Outcome.OK, user=user)
+
+
+def change_own_password(
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    ip: str,
+    *,
+    policy: LoginPolicy = LoginPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
+    now: datetime | None = None,
+) -> LoginResult:
+    """A signed-in person replaces their own password. The current one is checked as a sign-in
+    checks it, failures counted with sign-in failures (a session left open on a shared computer
+    cannot be used to guess it); a new password that breaks the rules raises OrgError. The
+    caller commits, and signs this session in again: other sessions end (see session_token)."""
+    now = now or utcnow()
+    name, ip = user.username.lower(), ip[:45]
+    retry_after = seconds_until_allowed(session, name, ip, policy, now)
+    if retry_after:
+        _audit(session, name, "password_change_throttled", ip)
+        return LoginResult(Outcome.THROTTLED, retry_after=retry_after)
+    if not password_matches(user, current):
+        return _failed(session, name, ip, now, "wrong current password")
+    set_password(user, new)
+    _audit(session, user.username, "password_change", ip)
     return LoginResult(Outcome.OK, user=user)
 
 

@@ -78,6 +78,17 @@ class SetPasswordForm(FlaskForm):
     password, confirm = new_password_fields(_l("New password"))
 
 
+class ChangePasswordForm(FlaskForm):
+    """A person's own new password: the current one first, the new one typed twice."""
+
+    current = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(), Length(max=1000)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password, confirm = new_password_fields(_l("New password"))
+
+
 class TeamForm(FlaskForm):
     """A team's name and place in the tree; `key` only when it is added (keys stay)."""
 

@@ -1,6 +1,6 @@
 """Admin pages: users (list, add, a page each to move them between teams and set their
-password, deactivate) and teams (the tree, add, a page each to rename or move them). Admins
-only."""
+password, deactivate) and teams (the tree, add, a page each to rename or move them), admins
+only; and everyone's own account page (their teams and roles, a new password)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from collections.abc import Set
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import select
 from wtforms.fields import SelectChoice
 
 from quotaflow.audit import record_event
-from quotaflow.auth import admin_required
-from quotaflow.org.forms import AddUserForm, MoveUserForm, SetPasswordForm, TeamForm
+from quotaflow.auth import SignedInUser, admin_required
+from quotaflow.auth.services import Outcome, change_own_password
+from quotaflow.auth.views import client_ip, policy
+from quotaflow.org.forms import (
+    AddUserForm,
+    ChangePasswordForm,
+    MoveUserForm,
+    SetPasswordForm,
+    TeamForm,
+)
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import (
@@ -39,6 +47,7 @@ from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+account_bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 @bp.get("/users")
@@ -132,6 +141,8 @@ def password(user_id: int) -> ResponseReturnValue:
         return _user_page(user, _move_form(), form), 400
     _audit("user_password", user)
     request_session().commit()
+    if user.id == current_user.id:
+        login_user(SignedInUser.of(user))  # their other sessions end, not this one
     flash(_("New password set for %(name)s.", name=user.username), "success")
     return redirect(url_for("admin.user_page", user_id=user.id))
 
@@ -335,4 +346,52 @@ def _event(action: str, object_type: str, object_id: str, **details: str) -> Non
     record_event(
         request_session(), actor=current_user.username, action=action,
         object_type=object_type, object_id=object_id, details=details,
+    )  # fmt: skip
+
+
+# --- everyone's own account ------------------------------------------------------------------
+
+
+@account_bp.get("")
+def account() -> ResponseReturnValue:
+    """The signed-in person's own page: who they are, their teams and roles, a new password."""
+    return _account_page(ChangePasswordForm())
+
+
+@account_bp.post("/password")
+def change_password() -> ResponseReturnValue:
+    """Replace one's own password; this session stays signed in, every other one ends."""
+    form = ChangePasswordForm()
+    if not form.validate_on_submit():
+        return _account_page(form), 400
+    db = request_session()
+    user = _user_or_404(current_user.id)
+    try:
+        result = change_own_password(
+            db, user, form.current.data, form.password.data, client_ip(), policy=policy()
+        )
+    except OrgError as exc:
+        db.rollback()
+        form.password.errors = [*form.password.errors, str(exc)]
+        return _account_page(form), 400
+    db.commit()  # a failure counts towards the sign-in limit: kept whatever the outcome
+    if result.outcome is Outcome.THROTTLED:
+        minutes = max(1, (result.retry_after + 59) // 60)
+        form.current.errors = [
+            _("Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes)
+        ]
+        return _account_page(form), 429
+    if result.outcome is not Outcome.OK:
+        form.current.errors = [_("This is not your current password.")]
+        return _account_page(form), 400
+    login_user(SignedInUser.of(user))
+    flash(_("Your password is changed. Your other sessions are signed out."), "success")
+    return redirect(url_for("account.account"))
+
+
+def _account_page(form: ChangePasswordForm) -> str:
+    user = _user_or_404(current_user.id)
+    return render_template(
+        "account.html", user=user, memberships=memberships_of(request_session(), user),
+        form=form, today=utcnow().date(), role_labels=_role_labels(),
     )  # fmt: skip

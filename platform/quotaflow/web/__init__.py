@@ -73,6 +73,7 @@ def _init_foundation(app: Flask) -> None:
     auth.init_app(app)  # Flask-Login and the sign-in gate in front of every page
     errors.init_app(app)  # friendly 400/403/404/405/429/500 pages
     app.register_blueprint(org_views.bp)  # /admin/users, /admin/teams
+    app.register_blueprint(org_views.account_bp)  # /account: one's own
 
 
 # --- end foundation --------------------------------------------------------------------------
