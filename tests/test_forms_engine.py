@@ -109,7 +109,18 @@ def test_money_survives_storage_and_the_input_box_exactly(amount: Decimal) -> No
     assert parse_value(money, to_input(money, from_storage(money, stored))) == amount
 
 
-@given(st.decimals(min_value=0, max_value=100, places=2))
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("0", "0"), ("1", "100"), ("0.1", "10"), ("0.15", "15"), ("0.125", "12.5"), ("2", "200")],
+)
+def test_a_stored_percent_goes_back_into_its_input_as_typed(stored: str, shown: str) -> None:
+    # stored whole numbers (0, 1) once came back as "" and "1": an edit would save 0 % as
+    # blank and 100 % as 1 %
+    field = FieldDef(id="discount", type="percent")
+    assert to_input(field, from_storage(field, stored)) == shown
+
+
+@given(st.decimals(min_value=0, max_value=100, places=2) | st.integers(0, 100).map(Decimal))
 def test_percent_is_typed_as_percent_and_kept_as_a_fraction(percent: Decimal) -> None:
     field = FieldDef(id="discount", type="percent")
     value = parse_value(field, f"{percent}%")

@@ -210,7 +210,8 @@ def to_input(field: FieldDef, value: Any) -> str:
     if value is None:
         return ""
     if field.type == "percent":
-        return f"{Decimal(str(value)) * 100:f}".rstrip("0").rstrip(".")
+        text = f"{Decimal(str(value)) * 100:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text  # 0 stays "0", not ""
     if isinstance(value, date | datetime):
         return value.isoformat()
     return str(value)
