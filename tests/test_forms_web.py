@@ -154,6 +154,17 @@ def rep(auth: AuthActions, installer, people) -> AuthActions:
     return auth
 
 
+def signing_in(app: Flask) -> Callable[[str], AuthActions]:
+    """sign_in('li.wei') -> a fresh client signed in as that person."""
+
+    def sign_in(username: str) -> AuthActions:
+        auth = AuthActions(app.test_client())
+        assert auth.login(username).status_code == 302
+        return auth
+
+    return sign_in
+
+
 def version_id(page: str) -> str:
     found = re.search(r'name="pack_version_id" value="(\d+)"', page)
     assert found, "the form carries the pack version it was opened with"

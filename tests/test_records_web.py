@@ -27,6 +27,7 @@ from tests.test_forms_web import (
     make_installer,
     make_people,
     post_deal,
+    signing_in,
     stored,
     version_id,
 )
@@ -42,13 +43,7 @@ def people(app: Flask, make_user) -> dict[str, int]:
 def signed_in(app: Flask, tmp_path: Path, people) -> Callable[[str], AuthActions]:
     """sign_in('li.wei') -> a fresh client signed in as that person (the pack is installed)."""
     make_installer(app, tmp_path)()
-
-    def sign_in(username: str) -> AuthActions:
-        auth = AuthActions(app.test_client())
-        assert auth.login(username).status_code == 302
-        return auth
-
-    return sign_in
+    return signing_in(app)
 
 
 def make_deals(app: Flask, owner: int, count: int, **values: object) -> list[int]:

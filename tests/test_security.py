@@ -194,6 +194,10 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/forms/b2b_manufacturer/deal/records?sort=title&q=walk", {}),
         SIGNED_IN,
     ),
+    ("records.export", "GET"): (
+        lambda ids: ("/forms/b2b_manufacturer/deal/records.csv?sort=title", {}),
+        SIGNED_IN,
+    ),
     ("records.new", "GET"): (lambda ids: ("/forms/b2b_manufacturer/deal/new", {}), SIGNED_IN),
     ("records.create", "POST"): (
         lambda ids: (

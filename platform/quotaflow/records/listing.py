@@ -119,6 +119,18 @@ def filtered(base: Select[Any], form: FormDef, query: ListQuery) -> Select[Any]:
     return base
 
 
+def ordered(narrowed: Select[Any], form: FormDef, query: ListQuery) -> Select[Any]:
+    """The records in the list's order (its sort, then the newest id first)."""
+    return narrowed.order_by(*_order(form, query.sort))
+
+
+def every_row(
+    session: Session, base: Select[Any], form: FormDef, query: ListQuery, limit: int
+) -> list[Record]:
+    """Every record the filters keep, in the list's order, on all its pages (up to `limit`)."""
+    return list(session.scalars(ordered(filtered(base, form, query), form, query).limit(limit)))
+
+
 def _order(form: FormDef, sort: str) -> list[Any]:
     column = {
         "updated": Record.updated_at,
@@ -141,9 +153,7 @@ def list_page(
     total = session.scalar(select(func.count()).select_from(narrowed.subquery())) or 0
     pages = max((total + size - 1) // size, 1)
     page = min(query.page, pages)
-    rows = session.scalars(
-        narrowed.order_by(*_order(form, query.sort)).offset((page - 1) * size).limit(size)
-    )
+    rows = session.scalars(ordered(narrowed, form, query).offset((page - 1) * size).limit(size))
     result = ListResult(list(rows), total, page, pages)
     all_visible = base.subquery()
     owner_ids = select(all_visible.c.owner_id).distinct()

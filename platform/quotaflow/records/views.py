@@ -8,15 +8,27 @@ the record is pinned to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import to_user_timezone
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from quotaflow.appended import appended_together
@@ -27,12 +39,13 @@ from quotaflow.forms.values import from_storage
 from quotaflow.org.models import Team, User
 from quotaflow.org.services import team_on
 from quotaflow.packs.compiled import CompiledPack
-from quotaflow.packs.definitions import FieldDef, FormDef
+from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
 from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.services import pipeline_of, record_first_stage
+from quotaflow.records import exporting
 from quotaflow.records.access import can_edit, visible_records
-from quotaflow.records.listing import ListQuery, list_page
+from quotaflow.records.listing import ListQuery, every_row, list_page
 from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.pages import (
     FormPage,
@@ -61,6 +74,7 @@ from quotaflow.records.services import (
     update_record,
 )
 from quotaflow.web import request_session
+from quotaflow.web.i18n import current_language
 from quotaflow.web.pagecache import render_kept
 
 bp = Blueprint("records", __name__)
@@ -77,11 +91,7 @@ def index(pack_id: str, form_id: str) -> ResponseReturnValue:
     restorable = may_restore(pack)
     query = ListQuery.from_args(request.args, deleted_allowed=restorable)
     session = request_session()
-    base = visible_records(
-        session, current_user, include_deleted=query.deleted,
-        role_capabilities=pack.role_capabilities,
-    ).where(Record.pack_id == pack.id, Record.form_id == form.id)  # fmt: skip
-    result = list_page(session, base, form, query)
+    result = list_page(session, _listed(pack, form, query), form, query)
     pipeline = pack.pipelines.get(pipeline_of(pack, form_id) or "")
     return render_template(
         "records/list.html", pack=pack, form=form, query=query, result=result,
@@ -89,6 +99,80 @@ def index(pack_id: str, form_id: str) -> ResponseReturnValue:
         stage_label=stage_label, show=display_for(pack, form, []),
         amount_field=_field(form, "amount"),
     )  # fmt: skip
+
+
+def _listed(pack: CompiledPack, form: FormDef, query: ListQuery) -> Select[Any]:
+    """The form's records this person may see (deleted ones when the query asks for them)."""
+    return visible_records(
+        request_session(), current_user, include_deleted=query.deleted,
+        role_capabilities=pack.role_capabilities,
+    ).where(Record.pack_id == pack.id, Record.form_id == form.id)  # fmt: skip
+
+
+@bp.get("/forms/<pack_id>/<form_id>/records.<fmt>")
+def export(pack_id: str, form_id: str, fmt: str) -> ResponseReturnValue:
+    """The list as a spreadsheet (CSV or Excel): the same filters and sort, every page."""
+    if fmt not in exporting.FORMATS:
+        abort(404)
+    pack = pack_or_404(pack_id)
+    form = form_or_404(pack, form_id)
+    query = ListQuery.from_args(request.args, deleted_allowed=may_restore(pack))
+    session = request_session()
+    limit = int(current_app.config.get("EXPORT_MAX_ROWS", 50_000))
+    records = every_row(session, _listed(pack, form, query), form, query, limit + 1)
+    if len(records) > limit:
+        flash(
+            _("More than %(limit)d records match: narrow the filters (dates, owner, stage) and "
+              "download again.", limit=limit),
+            "error",
+        )  # fmt: skip
+        shown: Any = query.args()
+        return redirect(url_for("records.index", pack_id=pack.id, form_id=form.id, **shown))
+    sheet = exporting.records_sheet(
+        form, records, _names(pack, form, records), current_language(), _export_headers(),
+        local_time=to_user_timezone,
+        computed=lambda r: _computed(pack, form, r),
+    )  # fmt: skip
+    title = label_text(form.label, current_language(), form.id)
+    body = exporting.csv_bytes(sheet) if fmt == "csv" else exporting.xlsx_bytes(sheet, title)
+    record_event(
+        session, actor=current_user.username, action="records_export", object_type="form",
+        object_id=f"{pack.id}/{form.id}",
+        details={"format": fmt, "rows": len(records), **query.args(page=1)},
+    )  # fmt: skip
+    session.commit()
+    name = exporting.file_name(form.id, local_today(), fmt)
+    return Response(
+        body,
+        content_type=exporting.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _names(pack: CompiledPack, form: FormDef, records: list[Record]) -> exporting.Names:
+    """Who and what the exported cells name: owners and people fields, teams, references."""
+    session = request_session()
+    show = display_for(pack, form, [r.values for r in records])
+    owners = _people(session, {r.owner_id for r in records} - show.users.keys())
+    team_ids = {r.team_id for r in records if r.team_id}
+    rows = session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids)))
+    teams = {tid: name for tid, name in rows}
+    return exporting.Names(
+        people={**show.users, **owners}, teams=teams, records=show.records,
+        stage=lambda stage: stage_label(pack, form.id, stage),
+    )  # fmt: skip
+
+
+def _computed(pack: CompiledPack, form: FormDef, record: Record) -> dict[str, Any]:
+    """A record's values with its computed fields worked out from its inputs."""
+    return evaluate_form(pack, form.id, _typed(form, record.values), stage=record.stage).values
+
+
+def _export_headers() -> dict[str, str]:
+    return {
+        "id": _("ID"), "owner": _("Owner"), "team": _("Team"), "stage": _("Stage"),
+        "created": _("Created"), "updated": _("Last changed"),
+    }  # fmt: skip
 
 
 def _field(form: FormDef, field_id: str) -> FieldDef | None:
@@ -245,7 +329,7 @@ def _pinned(record: Record) -> CompiledPack:
     return pack
 
 
-def _people(session: Session, ids: set[int | None]) -> dict[int, str]:
+def _people(session: Session, ids: AbstractSet[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     rows = session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
     return {uid: name for uid, name in rows}
