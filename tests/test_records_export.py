@@ -113,10 +113,12 @@ def test_excel_has_every_field_as_people_read_it_with_numbers_and_dates_typed(
     assert cell["double_qty"] == 6
     assert cell["Owner"] == name[people["rep"]] and cell["Stage"] == "Lead"  # its label
     assert cell["Team"] == team_name(app, "east")
-    assert cell["notes"] == "'=1+2"  # a formula typed as text stays text in Excel
+    assert cell["notes"] == "=1+2"  # text that looks like a formula stays text, as typed
+    assert cell["phone"] == "+86 21 5555 0101"
     book = load_workbook(io.BytesIO(signed_in("li.wei").client.get(f"{LIST}.xlsx").get_data()))
-    formats = {c.value: c.number_format for c in book.active[2]}
-    assert formats[120000] == "#,##0.00"
+    cells = {c.value: c for c in book.active[2]}
+    assert cells[120000].number_format == "#,##0.00"
+    assert cells["=1+2"].data_type == "s"  # a text cell: Excel shows it, never runs it
 
 
 def test_csv_cells_are_what_a_rep_types(app: Flask, signed_in, people, deal: int) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +127,8 @@ def test_csv_cells_are_what_a_rep_types(app: Flask, signed_in, people, deal: int
     assert row["discount"] == "10 %"
     assert row["close_on"] == "2026-12-20"
     assert row["strategic"] == "yes"
-    assert row["notes"] == "'=1+2"
+    assert row["notes"] == "'=1+2"  # a CSV cell Excel would run gets an apostrophe
+    assert row["phone"] == "'+86 21 5555 0101"
     assert row["Industry"] == "Automotive"
 
 

@@ -165,7 +165,8 @@ def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
     bold = Font(bold=True)
     header = []
     for column in sheet.columns:
-        cell = WriteOnlyCell(ws, value=_safe(column.header))
+        cell = WriteOnlyCell(ws, value=column.header)
+        cell.data_type = "s"
         cell.font = bold
         header.append(cell)
     ws.append(header)
@@ -173,14 +174,18 @@ def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
     for row in sheet.rows:
         cells: list[Any] = []
         for fmt, value in zip(formats, row, strict=True):
-            if isinstance(value, str):
-                value = _safe(value)
-            if fmt is None or value is None:
+            if isinstance(value, str) and value.startswith("="):
+                # openpyxl writes a string starting with = as a formula; a text cell, which
+                # Excel never runs, keeps it as typed (no apostrophe needed, unlike the CSV)
+                cell = WriteOnlyCell(ws, value=value)
+                cell.data_type = "s"
+                cells.append(cell)
+            elif fmt is None or value is None:
                 cells.append(value)
-                continue
-            cell = WriteOnlyCell(ws, value=value)
-            cell.number_format = fmt
-            cells.append(cell)
+            else:
+                cell = WriteOnlyCell(ws, value=value)
+                cell.number_format = fmt
+                cells.append(cell)
         ws.append(cells)
     ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.columns))}{len(sheet.rows) + 1}"
     out = io.BytesIO()
@@ -219,9 +224,10 @@ def _text(column: Column, cell: Any) -> str:
 
 
 def _safe(text: str) -> str:
-    """Text a spreadsheet will not run: a cell starting with = + - @ (or a tab or carriage
-    return before them) is a formula to Excel, so it gets a leading apostrophe (OWASP's advice
-    against CSV injection). A negative number typed by a person never reaches here as text."""
+    """CSV text a spreadsheet will not run: a cell starting with = + - @ (or a tab or carriage
+    return) is a formula to Excel opening a CSV, so it gets a leading apostrophe (OWASP's advice
+    against CSV injection; a phone number typed as +86 ... gets one too). Numbers are written
+    before this, so a negative number is not touched."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
