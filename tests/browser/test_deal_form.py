@@ -54,8 +54,19 @@ def type_deal(page: Any) -> None:
 def test_rep_fills_the_deal_form_and_others_see_what_they_may(
     pages: BrowserPage, live_server: LiveServer, stock_pack: None
 ) -> None:
-    page = pages.new()
+    page = pages.new(viewport={"width": 1280, "height": 900})
     open_new_deal(page, live_server)
+    # on a wide screen the fields fill the grid row by row, in the pack's order, no gaps
+    left, top = page.locator(".form-grid").first.evaluate(
+        "g => [g.getBoundingClientRect().left, g.getBoundingClientRect().top]"
+    )
+    corners = page.locator(".form-grid > .field:visible").evaluate_all(
+        "fields => fields.slice(0, 3).map(f => [f.getBoundingClientRect().left,"
+        " f.getBoundingClientRect().top])"
+    )
+    assert corners[0] == pytest.approx([left, top], abs=1)  # the first field: top left
+    assert [y for _x, y in corners] == pytest.approx([top] * 3, abs=1)  # one row
+    assert corners[0][0] < corners[1][0] < corners[2][0]
     type_deal(page)
     page.get_by_role("button", name="Save").click()  # the reason is still missing
     expect(page.locator("#e-approval_note")).to_have_text("this field is required")
