@@ -12,24 +12,20 @@ out. No Flask here.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from quotaflow import spreadsheets
 from quotaflow.forms.values import from_storage, to_input
 from quotaflow.forms.wtf import choice_label
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.records.models import Record
 
 FORMATS = ("csv", "xlsx")
-MEDIA_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+MEDIA_TYPES = {"csv": spreadsheets.CSV_MEDIA_TYPE, "xlsx": spreadsheets.XLSX_MEDIA_TYPE}
 # Excel's own number formats for the typed cells
 _MONEY_FORMAT = "#,##0.00"
 _PERCENT_FORMAT = "0.##%"
@@ -136,61 +132,29 @@ def cell_of(
 
 
 def csv_bytes(sheet: Sheet) -> bytes:
-    """The sheet as CSV: UTF-8 with a byte-order mark (so Excel reads Chinese right), numbers
-    and dates as a rep would type them into the form (percent as 15 %, dates ISO)."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow([_safe(c.header) for c in sheet.columns])
-    for row in sheet.rows:
-        writer.writerow(
-            [_text(column, cell) for column, cell in zip(sheet.columns, row, strict=True)]
-        )
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    """The sheet as CSV: numbers, percents (15 %), dates (ISO) and yes/no as a rep would type
+    them into the form."""
+    rows = (
+        [_as_typed(column, cell) for column, cell in zip(sheet.columns, row, strict=True)]
+        for row in sheet.rows
+    )
+    return spreadsheets.csv_bytes([c.header for c in sheet.columns], rows)
 
 
 def xlsx_bytes(sheet: Sheet, title: str) -> bytes:
-    """The sheet as an Excel workbook: numbers, money and dates as typed cells with their
-    formats, the header row frozen and filterable."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    """The sheet as an Excel workbook: money, percent and dates as typed cells with formats."""
+    return spreadsheets.xlsx_bytes(
+        [c.header for c in sheet.columns],
+        sheet.rows,
+        title,
+        [_FORMATS.get(c.kind) for c in sheet.columns],
+    )
 
-    book = Workbook(write_only=True)
-    ws = book.create_sheet(_sheet_title(title))
-    ws.freeze_panes = "A2"
-    for i, column in enumerate(sheet.columns, start=1):
-        width = 12 if column.kind != "text" else min(max(len(column.header) + 2, 10), 40)
-        ws.column_dimensions[get_column_letter(i)].width = width
-    bold = Font(bold=True)
-    header = []
-    for column in sheet.columns:
-        cell = WriteOnlyCell(ws, value=column.header)
-        cell.data_type = "s"
-        cell.font = bold
-        header.append(cell)
-    ws.append(header)
-    formats = [_FORMATS.get(c.kind) for c in sheet.columns]
-    for row in sheet.rows:
-        cells: list[Any] = []
-        for fmt, value in zip(formats, row, strict=True):
-            if isinstance(value, str) and value.startswith("="):
-                # openpyxl writes a string starting with = as a formula; a text cell, which
-                # Excel never runs, keeps it as typed (no apostrophe needed, unlike the CSV)
-                cell = WriteOnlyCell(ws, value=value)
-                cell.data_type = "s"
-                cells.append(cell)
-            elif fmt is None or value is None:
-                cells.append(value)
-            else:
-                cell = WriteOnlyCell(ws, value=value)
-                cell.number_format = fmt
-                cells.append(cell)
-        ws.append(cells)
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.columns))}{len(sheet.rows) + 1}"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+
+def _as_typed(column: Column, cell: Any) -> Any:
+    if column.kind == "percent" and column.field is not None and cell is not None:
+        return spreadsheets.Verbatim(to_input(column.field, cell) + " %")
+    return cell
 
 
 _FORMATS = {
@@ -203,32 +167,6 @@ _FORMATS = {
 
 def _kind(fdef: FieldDef) -> str:
     return fdef.type if fdef.type in _FORMATS else "text"
-
-
-def _text(column: Column, cell: Any) -> str:
-    if cell is None:
-        return ""
-    if column.field is not None and column.kind in ("money", "percent", "date"):
-        return to_input(column.field, cell) + (" %" if column.kind == "percent" else "")
-    if isinstance(cell, datetime):
-        return cell.isoformat(sep=" ", timespec="minutes")
-    if isinstance(cell, date):
-        return cell.isoformat()
-    if isinstance(cell, bool):
-        return "yes" if cell else "no"  # words an import reads back, in any language
-    if isinstance(cell, Decimal):
-        return f"{cell:f}"
-    if isinstance(cell, int) and not isinstance(cell, bool):
-        return str(cell)  # a negative number is not a formula
-    return _safe(str(cell))
-
-
-def _safe(text: str) -> str:
-    """CSV text a spreadsheet will not run: a cell starting with = + - @ (or a tab or carriage
-    return) is a formula to Excel opening a CSV, so it gets a leading apostrophe (OWASP's advice
-    against CSV injection; a phone number typed as +86 ... gets one too). Numbers are written
-    before this, so a negative number is not touched."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _number(value: Any) -> Any:
@@ -255,11 +193,6 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
-
-
-def _sheet_title(title: str) -> str:
-    cleaned = "".join("_" if ch in "[]:*?/\\" else ch for ch in title).strip("'")
-    return cleaned[:31] or "Records"
 
 
 def file_name(form_id: str, today: date, fmt: str) -> str:

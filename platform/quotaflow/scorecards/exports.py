@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from openpyxl import Workbook
-
+from quotaflow import spreadsheets
 from quotaflow.scorecards.cycle import Shown
 
 
@@ -45,26 +42,11 @@ def _number(text: Any) -> Decimal | None:
 
 def csv_bytes(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """UTF-8 with a BOM, so spreadsheet programs open Chinese names correctly."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return spreadsheets.csv_bytes(columns, rows)
 
 
 def xlsx_bytes(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str) -> bytes:
-    """One sheet; numbers stay numbers (Decimals written as floats, the cell shows 2 places)."""
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = title[:31]
-    sheet.append(list(columns))
-    for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
-    for cells in sheet.iter_rows(min_row=2):
-        for cell in cells:
-            if isinstance(cell.value, float):
-                cell.number_format = "0.00"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    """One sheet; scores stay numbers, shown to 2 places."""
+    scores = {i for row in rows for i, cell in enumerate(row) if isinstance(cell, Decimal)}
+    formats = ["0.00" if i in scores else None for i in range(len(columns))]
+    return spreadsheets.xlsx_bytes(columns, rows, title, formats)

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from quotaflow import spreadsheets
 from quotaflow.errors import QuotaflowError
 from quotaflow.org.models import User
 from quotaflow.packs.compiled import CompiledPack
@@ -240,12 +241,11 @@ def export(period_id: int, fmt: str) -> ResponseReturnValue:
     columns, rows = results_table(results, _names(results))
     name = f"{row.scorecard_id}-{row.period}"
     if fmt == "csv":
-        body, mimetype = csv_bytes(columns, rows), "text/csv"
+        body, media_type = csv_bytes(columns, rows), spreadsheets.CSV_MEDIA_TYPE
     else:
-        body = xlsx_bytes(columns, rows, row.period)
-        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, media_type = xlsx_bytes(columns, rows, row.period), spreadsheets.XLSX_MEDIA_TYPE
     return Response(
-        body, mimetype=mimetype,
+        body, content_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
     )  # fmt: skip
 
