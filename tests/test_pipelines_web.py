@@ -72,6 +72,13 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     assert asked.status_code == 200
     page = asked.get_data(as_text=True)
     assert 'name="field_amount"' in page and "To enter this stage, fill in:" in page
+    assert "Fill this in" not in page  # asked, not yet refused
+    blank = auth.post(
+        f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": " "}
+    )
+    # left blank on the page that asked for it: said next to the field, not a silent reload
+    assert blank.status_code == 200
+    assert "Fill this in to move the deal to this stage." in blank.get_data(as_text=True)
     bad = auth.post(
         f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": "lots"}
     )

@@ -188,6 +188,10 @@ def _ask_for_fields(
         f for f in exc.field_errors if not exc.check or f not in exc.check.missing
     ]
     fields = [f for f in form.fields if f.id in missing]
+    errors = dict(exc.field_errors)
+    for field_id in missing:
+        if field_id in typed and not typed[field_id].strip():  # asked before, left blank
+            errors.setdefault(field_id, _("Fill this in to move the deal to this stage."))
     pipeline = pack.pipelines[pipeline_of(pack, record.form_id) or ""]
     return render_template(
         "pipelines/move.html",
@@ -196,7 +200,7 @@ def _ask_for_fields(
         to_stage=to_stage,
         stage_name=label_text(stage_of(pipeline, to_stage).label, _locale(), to_stage),
         typed=typed,
-        field_errors=exc.field_errors,
+        field_errors=errors,
         rule_errors=exc.check.rule_errors if exc.check else [],
         back=back,
         title=_title(pack, record),
