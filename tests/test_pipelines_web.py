@@ -91,10 +91,16 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     assert "Sent for approval" in sent.get_data(as_text=True)
     assert "waiting for approval" in client.get("/pipelines/b2b").get_data(as_text=True)
     assert _record(app, deal).stage == "needs_confirmed"
+    mine = client.get("/approvals").get_data(as_text=True)
+    assert "<td>Quotation</td>" in mine  # the stage's label, not its id
     auth.logout()
     auth.login("wang.fang")
     queue = client.get("/approvals").get_data(as_text=True)
-    assert "Midea HVAC" in queue
+    assert f'<a href="/records/{deal}">Midea HVAC</a>' in queue  # open it before deciding
+    assert "to move it from Needs confirmed to Quotation." in queue
+    assert "<dt>Amount</dt><dd>CN¥80,000.00</dd>" in queue  # by label, formatted
+    assert "needs_confirmed" not in queue and "<dt>amount</dt>" not in queue
+    assert "Decide: Midea HVAC to Quotation" in client.get("/").get_data(as_text=True)
     from sqlalchemy import select
 
     from quotaflow.pipelines.models import Approval
@@ -108,6 +114,8 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     )
     assert "Approved" in done.get_data(as_text=True)
     assert _record(app, deal).stage == "quotation"
+    history = client.get(f"/records/{deal}").get_data(as_text=True)
+    assert "<del>Needs confirmed</del> → <ins>Quotation</ins>" in history
     card = client.get("/pipelines/b2b").get_data(as_text=True)
     assert "· CN¥80,000</p>" in card  # the card's amount, in whole units
     assert "Nothing is waiting for your approval." in client.get("/approvals").get_data(
@@ -123,7 +131,10 @@ def test_the_deal_list_and_the_board_link_to_each_other(
     board_url = re.search(r'href="([^"]+)" data-testid="board-link">Board<', listing)
     assert board_url is not None
     board = client.get(board_url.group(1))
-    assert board.status_code == 200 and "Midea HVAC" in board.get_data(as_text=True)
+    assert board.status_code == 200
+    cards = board.get_data(as_text=True)
+    assert f'<a href="/records/{deal}"><strong>Midea HVAC</strong></a>' in cards  # opens the deal
+    assert cards.count("closed in the last 30 days") == 2  # under Won and Lost: not all history
     list_url = re.search(
         r'href="([^"]+)" data-testid="list-link">List<', board.get_data(as_text=True)
     )

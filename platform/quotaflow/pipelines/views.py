@@ -36,6 +36,7 @@ from quotaflow.pipelines.services import (
 )
 from quotaflow.records.access import can_edit, visible_records
 from quotaflow.records.models import Record
+from quotaflow.records.pages import display_for, stage_label
 from quotaflow.web import request_session
 
 bp = Blueprint("pipelines", __name__)
@@ -102,6 +103,7 @@ def board(pipeline_id: str) -> ResponseReturnValue:
         pending=pending,
         stale_before=stale_before,
         stale_cards=stale_cards,
+        closed_days=CLOSED_ON_BOARD_DAYS,
         owners=owners,
         targets=lambda r: allowed_targets(pack, pipeline.id, r.stage) if r.stage else [],
         title_of=lambda r: _title(pack, r),
@@ -248,8 +250,30 @@ def approvals() -> ResponseReturnValue:
         records=records,
         names=names,
         title_of=lambda r: _title(pack, r),
+        stage_of=lambda r, stage: stage_label(pack, r.form_id, stage) if r else stage,
+        values_of=lambda r, values: _values_shown(pack, r, values),
         pack=pack,
     )
+
+
+def _values_shown(
+    pack: CompiledPack, record: Record, values: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """What the request carried, as the record page shows it: field labels, formatted values."""
+    form = pack.forms.get(record.form_id)
+    if form is None:
+        return [(key, str(value)) for key, value in values.items()]
+    fields = {f.id: f for f in form.fields}
+    show = display_for(pack, form, [values])
+    language = _locale()
+    return [
+        (
+            label_text(fields[key].label, language, key) if key in fields else key,
+            show(fields.get(key), value),
+        )
+        for key, value in values.items()
+        if value not in (None, "", [])
+    ]
 
 
 @bp.post("/approvals/<int:approval_id>")

@@ -312,6 +312,7 @@ def view(record_id: int) -> ResponseReturnValue:
         fields={f.id: f for f in form.fields}, title=wtf.record_title(form, record),
         visible=shown.visible,
         stage=stage_label(pack, record.form_id, record.stage),
+        stage_name=lambda stage: stage_label(pack, record.form_id, stage),
         may_edit=can_edit(session, current_user, record, role_capabilities=pack.role_capabilities),
         may_restore=record.deleted_at is not None and may_restore(pack),
     )  # fmt: skip

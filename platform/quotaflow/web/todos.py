@@ -42,7 +42,7 @@ def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
                 _(
                     "Decide: %(what)s to %(stage)s",
                     what=_title(session, record),
-                    stage=approval.to_stage,
+                    stage=_stage(session, record, approval.to_stage),
                 ),
                 url_for("pipelines.approvals"),
                 "approval",
@@ -134,3 +134,13 @@ def _title(session: Session, record: Record | None) -> str:
         if form is not None:
             return record_title(form, record)
     return f"#{record.id}"
+
+
+def _stage(session: Session, record: Record | None, stage: str) -> str:
+    """The stage's label in the reader's language (its id when no installed pack has it)."""
+    from quotaflow.records.pages import stage_label
+
+    for pack in active_packs(session):
+        if record is not None and pack.id == record.pack_id and record.form_id in pack.forms:
+            return stage_label(pack, record.form_id, stage)
+    return stage
