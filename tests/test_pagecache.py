@@ -59,7 +59,7 @@ def page(auth: AuthActions) -> str:
 
 
 def signed_in_as(html: str) -> str:
-    found = re.search(r'<span class="who"[^>]*>([^<]*)</span>', html)
+    found = re.search(r'<a class="who"[^>]*>([^<]*)</a>', html)
     assert found, "the top bar names who is signed in"
     return found.group(1)
 
