@@ -100,7 +100,9 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     assert "to move it from Needs confirmed to Quotation." in queue
     assert "<dt>Amount</dt><dd>CN¥80,000.00</dd>" in queue  # by label, formatted
     assert "needs_confirmed" not in queue and "<dt>amount</dt>" not in queue
-    assert "Decide: Midea HVAC to Quotation" in client.get("/").get_data(as_text=True)
+    home = client.get("/").get_data(as_text=True)
+    assert "Decide: Midea HVAC to Quotation" in home
+    assert re.search(r'<nav class="formnav".*?href="/approvals"', home, re.S)  # in the top bar
     from sqlalchemy import select
 
     from quotaflow.pipelines.models import Approval
