@@ -151,7 +151,7 @@ def test_grade_bands_include_their_minimum(
 def test_pack_test_command_passes_the_stock_pack() -> None:
     result = CliRunner().invoke(main, ["pack", "test", str(stock_pack_dir())])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().endswith("3 passed, 0 failed")
+    assert result.output.strip().endswith("4 passed, 0 failed")
 
 
 def test_pack_test_command_prints_each_failure(tmp_path: Path) -> None:
@@ -184,3 +184,28 @@ def test_pack_test_command_prints_each_failure(tmp_path: Path) -> None:
     assert "final_score: expected 90, got '85.00'" in result.output
     assert "grade: expected 'A', got 'B'" in result.output
     assert result.output.strip().endswith("2 passed, 1 failed")
+
+
+def test_items_and_groups_are_named_for_people_in_their_language(tmp_path: Path) -> None:
+    from quotaflow.scorecards.engine import group_label
+
+    pack = load_pack(stock_pack_dir())
+    card = pack.scorecards["account_manager_monthly"]
+    for locale, won, training, result in (
+        ("en", "Won revenue", "Training and product knowledge", "Results"),
+        ("zh", "成交金额", "培训与产品知识", "业绩结果"),
+    ):
+        names = {i.id: i.label for i in score_card(pack, card.id, {}, locale=locale).items}
+        assert names["won_revenue"] == won  # an item with no label of its own: its KPI's
+        assert names["training"] == training  # its own label
+        assert group_label(card, "result", locale) == result
+    bare = card_pack(tmp_path)  # no labels anywhere: the ids, readable
+    assert {i.label for i in score_card(bare, "card", {}).items} >= {"visits", "attitude"}
+    assert group_label(bare.scorecards["card"], "process", "zh") == "Process"
+
+
+def test_a_label_for_a_group_the_card_does_not_have_is_refused(tmp_path: Path) -> None:
+    extra = "group_labels: {results: {en: Results}}\n"
+    with pytest.raises(Exception, match="results") as refused:
+        card_pack(tmp_path, extra=extra)
+    assert "group" in str(refused.value)

@@ -355,6 +355,9 @@ class ScorecardDef:
     items: tuple[ScoreItemDef, ...] = dfield(metadata=meta(minItems=1))
     grades: tuple[GradeDef, ...] = dfield(metadata=meta(minItems=1))
     label: Label | None = None
+    group_labels: dict[str, Label] | None = dfield(
+        default=None, metadata=meta("Group -> its name in each language: {result: {en: Results}}")
+    )
     period: Literal["month", "quarter", "half_year", "year"] = "month"
     final: Expr | None = dfield(default=None, metadata=meta("Default: weighted sum of the groups"))
     blank: Literal["zero", "exclude"] = dfield(

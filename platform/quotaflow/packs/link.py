@@ -461,6 +461,8 @@ class Linker:
         }
         for i, item in enumerate(card.items):
             self.compile(("items", i, "formula"), item.formula, formula_names, T.NUMBER)
+        for group in card.group_labels or {}:
+            self.expect_ref(("group_labels", group), "group", group, card.groups)
         for group, weights in by_group.items():
             if not weights:
                 self.problem(("groups", group), f"group '{group}' has no items")

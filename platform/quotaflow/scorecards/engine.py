@@ -92,6 +92,20 @@ def item_id(item: ScoreItemDef, index: int) -> str:
     return item.id or item.kpi or item.manual or f"item_{index + 1}"
 
 
+def item_label(pack: CompiledPack, item: ScoreItemDef, index: int, locale: str) -> str:
+    """An item's name for people: its own label, else its KPI's ("Won revenue"), else its id."""
+    fallback = item_id(item, index)
+    if item.label is None and item.kpi is not None and item.kpi in pack.kpis:
+        return label_text(pack.kpis[item.kpi].label, locale, fallback)
+    return label_text(item.label, locale, fallback)
+
+
+def group_label(card: ScorecardDef, group: str, locale: str) -> str:
+    """A group's name for people: its label in `group_labels`, else its id, capitalised."""
+    labels = card.group_labels or {}
+    return label_text(labels.get(group), locale, group.replace("_", " ").capitalize())
+
+
 def score_card(
     pack: CompiledPack, scorecard_id: str, inputs: Mapping[str, Any], *, locale: str = "en"
 ) -> ScoreResult:
@@ -144,7 +158,7 @@ def score_card(
             / HUNDRED
         )
         items.append(ItemScore(
-            item_id(item, i), label_text(item.label, locale, item_id(item, i)), item.group, kind,
+            item_id(item, i), item_label(pack, item, i, locale), item.group, kind,
             actual, target, attainment, score, Decimal(str(item.weight)), effective_item[i],
             contribution, score is None,
         ))  # fmt: skip

@@ -23,6 +23,7 @@ from quotaflow.org.models import User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.services import PackNotInstalled, active_pack, active_packs
 from quotaflow.scorecards import cycle
+from quotaflow.scorecards.engine import group_label, item_id, item_label
 from quotaflow.scorecards.exports import csv_bytes, results_table, xlsx_bytes
 from quotaflow.scorecards.models import AppraisalNote, AppraisalPeriod
 from quotaflow.web import request_session
@@ -190,8 +191,17 @@ def _scorecard_context(row: AppraisalPeriod, pack: CompiledPack, rep_id: int) ->
     )
     authors = _names({n.author_id for n in notes if n.author_id})
     ratings = [r for r in cycle.ratings_of(session, row) if r.rep_id == rep_id]
+    card = pack.scorecards[row.scorecard_id]
+    language = current_language()
+    items = {item_id(item, i): (item, i) for i, item in enumerate(card.items)}
     return {
-        "row": row, "pack": pack, "card": pack.scorecards[row.scorecard_id], "shown": shown,
+        "row": row, "pack": pack, "card": card, "shown": shown,
+        # named in the reader's language from the pack (a frozen explanation keeps the words
+        # of whoever closed the period)
+        "item_name": lambda it: (
+            item_label(pack, *items[it["id"]], language) if it["id"] in items else it["label"]
+        ),
+        "group_name": lambda group_id: group_label(card, group_id, language),
         "rep": session.get(User, rep_id), "notes": notes, "authors": authors,
         "comments": {(r.item_id, r.rater): r for r in ratings},
         "may_note": rep_id != current_user.id and rep_id in _scope(row, pack),
