@@ -400,3 +400,10 @@ def test_a_manager_rates_from_the_page_and_keeps_input_on_error(world: World, au
     overview = auth.client.get(f"/appraisals/{row_id}").get_data(as_text=True)
     assert 'data-rep="bob"' in overview and 'data-rep="dan"' not in overview
     assert auth.client.get(f"/appraisals/{row_id}/rate/{world.users['dan']}").status_code == 403
+    assert 'data-testid="closed-note"' not in auth.client.get(url).get_data(as_text=True)
+    with db.transaction(world.sessions) as session:
+        row = session.get(AppraisalPeriod, row_id)
+        pack = active_pack(session, "appraise")
+        cycle.close_period(session, pack, row, world.user(session, "admin"))
+    closed = auth.client.get(url).get_data(as_text=True)
+    assert "This appraisal period is closed" in closed  # says why nothing can be changed
