@@ -137,6 +137,7 @@ def test_roles_are_offered_and_shown_by_the_packs_labels(
     assert offered["account_manager"] == "Account manager"
     assert offered["sales_manager"] == "Sales manager"
     assert "sales_admin" not in offered  # its capability is admin: a user flag, not a team role
+    assert "head_of_sales" not in offered  # the built-in names: not beside the pack's own
     assert "(Account manager)" in auth.client.get("/admin/users").get_data(as_text=True)
     assert "(Sales manager)" in auth.client.get("/admin/teams").get_data(as_text=True)
     auth.post("/locale", {"locale": "zh", "next": "/"})

@@ -302,18 +302,29 @@ def _team_choices(leaving_out: Set[int] = frozenset()) -> list[SelectChoice]:
 def _role_choices() -> list[SelectChoice]:
     """The team roles a membership may have, by their names in the reader's language."""
     labels = _role_labels()
-    team_roles: set[str] = set(DEFAULT_ROLE_CAPABILITIES)
-    for pack in active_packs(request_session()):
-        team_roles |= set(pack.role_capabilities)  # (a role granting admin is not a team role)
-    named = sorted((labels.get(r, r), r) for r in team_roles)
+    declared = {
+        role.id
+        for pack in active_packs(request_session())
+        for role in pack.pack.roles
+        if role.capability != "admin"  # admin is a user flag, not a team role
+    }
+    # the packs' own roles when they declare any (the built-in names would only be noise
+    # beside them), else the built-in ones
+    team_roles = declared or set(DEFAULT_ROLE_CAPABILITIES)
+    named = sorted((labels.get(r) or _readable(r), r) for r in team_roles)
     return [SelectChoice(role, label) for label, role in named]
+
+
+def _readable(role: str) -> str:
+    """A role no pack labels, as people write it ('head_of_sales' -> 'Head of sales')."""
+    return role.replace("_", " ").capitalize()
 
 
 def _role_labels() -> dict[str, str]:
     """Role name -> its label in the reader's language, as the installed packs declare them
     (a role no pack labels shows as its name)."""
     language = current_language()
-    return {
+    return {r: _readable(r) for r in DEFAULT_ROLE_CAPABILITIES} | {
         role.id: label_text(role.label, language, role.id)
         for pack in active_packs(request_session())
         for role in pack.pack.roles
