@@ -42,6 +42,7 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ),
     ("i18n.set_locale", "POST"): (lambda ids: ("/locale", {"locale": "en"}), everyone(OK)),
     ("account.account", "GET"): (lambda ids: ("/account", {}), SIGNED_IN),
+    ("account.password_page", "GET"): (lambda ids: ("/account/password", {}), SIGNED_IN),
     # one's own new password: this session stays signed in for the routes after it
     ("account.change_password", "POST"): (
         lambda ids: (
@@ -128,6 +129,11 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ("targets.plan_page", "GET"): (
         lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026", {}),
         MANAGERS,
+    ),
+    # reloading the address a refused change left: back to the page, nothing more
+    ("targets.adjust_page", "GET"): (
+        lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026/adjust", {}),
+        SIGNED_IN,
     ),
     ("targets.adjust", "POST"): (
         lambda ids: (

@@ -129,7 +129,8 @@ def test_versions_reasons_audit_and_refusals_on_the_demo(demo: sessionmaker[Sess
             ({"node_key": "wu.xia", "amount": "1", "reason": "x"}, "not one of your teams"),
             ({"node_key": "li.wei", "amount": "1e12", "reason": "x"}, "can get between 0 and"),
             ({"node_key": "li.wei", "amount": "lots", "reason": "x"}, "'lots' is not an amount"),
-            ({"node_key": "li.wei", "amount": "1", "reason": " "}, "say why the target changes"),
+            ({"node_key": "li.wei", "amount": "lots", "reason": ""}, "'lots' is not an amount"),
+            ({"node_key": "li.wei", "amount": "1", "reason": " "}, "Say why the target changes"),
         ):
             with pytest.raises(TargetError, match=message):
                 adjust_target(session, pack, "revenue_fy2026", actor=manager, today=TODAY, **kwargs)
@@ -165,6 +166,17 @@ def test_a_manager_moves_target_on_the_page(demo: sessionmaker[Session], auth: A
         and 'value="999999999999"' in text
         and 'value="Gree"' in text
     )
+    # reloading the address the refusal left shows the plan, not "Not allowed here"
+    reload = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026/adjust")
+    assert reload.status_code == 302
+    assert reload.headers["Location"] == "/targets/b2b_manufacturer/revenue_fy2026"
+    auth.post("/locale", {"locale": "zh", "next": "/"})
+    typo = auth.post(
+        "/targets/b2b_manufacturer/revenue_fy2026/adjust",
+        {"node": "li.wei", "amount": "8OOOOOO", "reason": ""},
+    ).get_data(as_text=True)
+    assert "“8OOOOOO”不是金额" in typo  # the figure first, in the reader's language
+    auth.post("/locale", {"locale": "en", "next": "/"})
     ok = auth.post(
         "/targets/b2b_manufacturer/revenue_fy2026/adjust",
         {"node": "li.wei", "amount": "8000000", "reason": "Gree"},

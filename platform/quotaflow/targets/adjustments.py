@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quotaflow.audit import record_event
+from quotaflow.messages import N_, translate
 from quotaflow.org.models import Membership, User
 from quotaflow.org.roles import Capability, roles_with
 from quotaflow.org.services import team_and_subteams
@@ -69,30 +70,39 @@ def adjust_target(
     reason: str,
     actor: User,
     today: date,
+    locale: str = "en",
 ) -> TargetAdjustment:
-    """Record version N+1 of the split; TargetError with a plain reason when refused."""
+    """Record version N+1 of the split; TargetError with a plain reason, in `locale`, when
+    refused. The amount is checked before the reason: a mistyped figure is the likelier slip."""
+
+    def refused(message: str, **params: Any) -> TargetError:
+        return TargetError(translate(locale, message, **params))
+
     plan = plan_of(pack, plan_id)
-    if not reason.strip():
-        raise TargetError("say why the target changes: the reason is kept with the new version")
     try:
         value = Decimal(amount.replace(",", "").strip())
     except InvalidOperation:
-        raise TargetError(
-            f"'{amount}' is not an amount; write it like 1250000 or 1250000.50"
+        raise refused(
+            N_("'{amount}' is not an amount: write it like 1250000 or 1250000.50"),
+            amount=amount[:40],
         ) from None
+    if not reason.strip():
+        raise refused(N_("Say why the target changes: the reason is kept with the new version."))
     if not actor.is_admin and plan.adjustable_by not in (
         "manager",
         *roles_with(Capability.MANAGER, pack.role_capabilities),
     ):
-        raise TargetError(f"only {plan.adjustable_by} may adjust this plan")
+        raise refused(N_("Only {who} may adjust this plan."), who=plan.adjustable_by)
     current = breakdown(session, pack, plan_id, today=today)
     tree = current.tiers["ideal" if "ideal" in current.tiers else current.main_tier]
     parent = parent_of(tree, node_key)
     if parent is None:
-        raise TargetError(f"no '{node_key}' in the split of {plan_id}")
+        missing = N_("There is no '{part}' in the split of {plan}.")
+        raise refused(missing, part=node_key, plan=plan_id)
     allowed = teams_adjustable_by(session, pack, actor, today)
     if allowed is not None and parent.node.id not in allowed:
-        raise TargetError(f"{parent.node.name} is not one of your teams: ask its manager")
+        not_yours = N_("{team} is not one of your teams: ask its manager.")
+        raise refused(not_yours, team=parent.node.name)
     after_tree = adjust(tree, node_key, value)
     new_parent = parent_of(after_tree, node_key)
     assert new_parent is not None

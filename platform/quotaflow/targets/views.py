@@ -22,6 +22,7 @@ from quotaflow.targets.adjustments import (
 from quotaflow.targets.decompose import Allocation
 from quotaflow.targets.services import breakdown
 from quotaflow.web import request_session
+from quotaflow.web.i18n import current_language
 
 bp = Blueprint("targets", __name__)
 
@@ -76,6 +77,12 @@ def plan_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
     return _page(pack_id, plan_id)
 
 
+@bp.get("/targets/<pack_id>/<plan_id>/adjust")
+def adjust_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
+    """The address a refused change leaves in the browser: reloaded, it shows the plan."""
+    return redirect(url_for("targets.plan_page", pack_id=pack_id, plan_id=plan_id))
+
+
 @bp.post("/targets/<pack_id>/<plan_id>/adjust")
 def adjust(pack_id: str, plan_id: str) -> ResponseReturnValue:
     session = request_session()
@@ -92,7 +99,7 @@ def adjust(pack_id: str, plan_id: str) -> ResponseReturnValue:
     try:
         row = adjust_target(
             session, pack, plan_id, node_key=node, amount=amount, reason=reason,
-            actor=current_user, today=date.today(),
+            actor=current_user, today=date.today(), locale=current_language(),
         )  # fmt: skip
     except QuotaflowError as exc:
         session.rollback()
