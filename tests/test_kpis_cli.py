@@ -145,7 +145,7 @@ def test_kpi_and_target_show_on_the_demo(runner: CliRunner, db_url: str, tmp_pat
          "--format", "xlsx", "--output", str(book_path))  # fmt: skip
     sheet = load_workbook(book_path).active
     assert sheet is not None
-    table = [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    table = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert table[0] == ["rep", "name", "won_revenue"]
     assert sorted((r[0], Decimal(str(r[2]))) for r in table[1:]) == sorted(
         (r["rep"], Decimal(r["won_revenue"])) for r in rows
@@ -153,7 +153,7 @@ def test_kpi_and_target_show_on_the_demo(runner: CliRunner, db_url: str, tmp_pat
     targets_csv = tmp_path / "targets.csv"
     _run(runner, "target", "show", "revenue_fy2026", "--by", "rep", "--format", "csv",
          "--output", str(targets_csv), "--today", TODAY)  # fmt: skip
-    exported = list(csv.DictReader(targets_csv.open(encoding="utf-8")))
+    exported = list(csv.DictReader(targets_csv.open(encoding="utf-8-sig")))  # Excel's BOM
     assert sum(Decimal(r["target"]) for r in exported) == Decimal("135000000.00")
     refused = runner.invoke(main, ["kpi", "show", "won_revenue", "--format", "xlsx"])
     assert refused.exit_code != 0 and "add --output FILE.xlsx" in refused.output

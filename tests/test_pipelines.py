@@ -429,6 +429,6 @@ def test_funnel_figures_match_a_hand_computed_example(world: World) -> None:
     assert report.win_rate == pytest.approx(0.5)
     assert report.avg_cycle_days == pytest.approx(10.0)
     assert report.weighted_pipeline == Decimal("100.00")
-    csv_text = report.to_csv()
+    csv_text = report.csv_bytes().decode("utf-8-sig")
     assert "quotation,Quotation,1,200.00,2,0.5000,5.0" in csv_text
     assert "weighted_pipeline,100.00" in csv_text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from quotaflow import db
+from quotaflow import db, spreadsheets
 from quotaflow.config import settings_from_env
 from quotaflow.errors import QuotaflowError
 from quotaflow.kpis.engine import BY_CHOICES, KpiEngine
@@ -76,22 +74,6 @@ def pick_pack(session: Session, pack_id: str | None) -> CompiledPack:
     return active_pack(session, pack_id)
 
 
-def xlsx_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """One sheet: a title row, the header, the rows (Decimals as numbers, dates as dates)."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append([title])
-    sheet.append(list(columns))
-    for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
 def pack_today(pack: CompiledPack, today: datetime | None) -> date:
     """--today, else today in the pack's time zone."""
     if today is not None:
@@ -143,7 +125,7 @@ def emit(
     if fmt == "xlsx":
         if output is None:
             raise QuotaflowError("--format xlsx writes a file: add --output FILE.xlsx")
-        output.write_bytes(xlsx_table(title, columns, rows))
+        output.write_bytes(spreadsheets.xlsx_bytes(columns, rows, title))
         click.echo(f"Wrote {len(rows)} row(s) to {output}")
         return
     if fmt in ("json", "csv"):
@@ -151,12 +133,9 @@ def emit(
             out = [dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows]
             text = json.dumps(out, ensure_ascii=False, indent=2) + "\n"
         else:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow(["" if v is None else plain(v) for v in row])
-            text = buffer.getvalue()
+            # a file gets the byte-order mark Excel wants; a terminal does not
+            text = spreadsheets.csv_bytes(columns, rows).decode("utf-8")
+            text = text if output is not None else text.removeprefix("\ufeff")
         if output is not None:
             output.write_text(text, encoding="utf-8")
             click.echo(f"Wrote {len(rows)} row(s) to {output}")

@@ -88,7 +88,7 @@ def funnel_command(
             base=_scope(session, team, rep),
         )
     if csv_path:
-        csv_path.write_text(report.to_csv(), encoding="utf-8")
+        csv_path.write_bytes(report.csv_bytes())
         click.echo(f"Wrote {csv_path}")
         return
     click.echo(f"{'stage':<18}{'count':>7}{'amount':>16}{'reached':>9}{'conv.':>8}{'days':>7}")

@@ -8,13 +8,12 @@ stage never makes a conversion rate exceed 100 %.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -23,6 +22,7 @@ from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import PipelineDef, label_text
 from quotaflow.pipelines.models import StageMove
 from quotaflow.records.models import Record
+from quotaflow.spreadsheets import Verbatim, csv_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,22 +48,26 @@ class Funnel:
     avg_cycle_days: float | None
     weighted_pipeline: Decimal
 
-    def to_csv(self) -> str:
-        """The table as CSV (what the export button downloads)."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["stage", "label", "count", "amount", "reached", "conversion", "avg_days"])
-        for r in self.rows:
-            writer.writerow([r.stage, r.label, r.count, f"{r.amount:.2f}", r.reached,
-                             "" if r.conversion is None else f"{r.conversion:.4f}",
-                             "" if r.avg_days is None else f"{r.avg_days:.1f}"])  # fmt: skip
-        writer.writerow([])
-        writer.writerow(["records", self.records])
-        writer.writerow(["win_rate", "" if self.win_rate is None else f"{self.win_rate:.4f}"])
-        cycle = "" if self.avg_cycle_days is None else f"{self.avg_cycle_days:.1f}"
-        writer.writerow(["avg_cycle_days", cycle])
-        writer.writerow(["weighted_pipeline", f"{self.weighted_pipeline:.2f}"])
-        return out.getvalue()
+    def csv_bytes(self) -> bytes:
+        """The table as CSV (what the export button downloads), then the headline figures."""
+
+        def fixed(value: float | Decimal | None, places: int) -> Verbatim | None:
+            return None if value is None else Verbatim(f"{value:.{places}f}")
+
+        rows: list[list[Any]] = [
+            [r.stage, r.label, r.count, fixed(r.amount, 2), r.reached, fixed(r.conversion, 4),
+             fixed(r.avg_days, 1)]
+            for r in self.rows
+        ]  # fmt: skip
+        rows += [
+            [],
+            ["records", self.records],
+            ["win_rate", fixed(self.win_rate, 4)],
+            ["avg_cycle_days", fixed(self.avg_cycle_days, 1)],
+            ["weighted_pipeline", fixed(self.weighted_pipeline, 2)],
+        ]
+        header = ["stage", "label", "count", "amount", "reached", "conversion", "avg_days"]
+        return csv_bytes(header, rows)
 
 
 def _day_start(day: date) -> datetime:

@@ -37,6 +37,7 @@ from quotaflow.pipelines.services import (
 from quotaflow.records.access import can_edit, visible_records
 from quotaflow.records.models import Record
 from quotaflow.records.pages import display_for, stage_label
+from quotaflow.spreadsheets import CSV_MEDIA_TYPE
 from quotaflow.web import request_session
 
 bp = Blueprint("pipelines", __name__)
@@ -352,9 +353,9 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
     if request.args.get("format") == "csv":
         name = f"funnel-{pipeline_id}-{start}-{end}.csv"
         return Response(
-            report.to_csv(),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f"attachment; filename={name}"},
+            report.csv_bytes(),
+            content_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     teams = list(request_session().scalars(select(Team).order_by(Team.name)))
     form_id = pack.pipelines[pipeline_id].form
