@@ -41,6 +41,7 @@ def test_the_account_page_shows_ones_teams_with_the_packs_role_labels(
     assert "li.wei" in page
     assert 'data-team="east"' in page
     assert "<td>Account manager</td>" in page  # the stock pack's label, not the role's name
+    assert "At least 8 characters." in page  # the rule, before anyone breaks it
     auth.post("/locale", {"locale": "zh", "next": "/account"})
     assert "<td>客户经理</td>" in auth.client.get("/account").get_data(as_text=True)
 

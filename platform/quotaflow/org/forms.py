@@ -25,6 +25,7 @@ def new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
         PasswordField(
             label,
             validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1000)],
+            description=_l("At least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
             render_kw={"autocomplete": "new-password"},
         ),
         PasswordField(
