@@ -197,6 +197,7 @@ def test_funnel_page_and_csv_export(client: FlaskClient, auth, deal: int) -> Non
     today = date.today()
     page = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}")
     assert page.status_code == 200 and 'data-testid="funnel"' in page.get_data(as_text=True)
+    assert 'href="/pipelines/b2b" data-testid="board-link"' in page.get_data(as_text=True)
     export = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}&format=csv")
     assert export.mimetype == "text/csv"
     assert (
