@@ -87,6 +87,16 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
         # expected, projected (estimates) and the gap in whole units, to keep the table readable
         assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (5, 6, 7))
+    # a bar's colour says what the row's mark says: behind the pace expected by today or not
+    # (not how much of the whole period's target is done: 69 % in November can be on pace)
+    html = auth.client.get("/").get_data(as_text=True)
+    rows = re.findall(r'<tr data-period[^>]*?( class="behind")?>(.*?)</tr>', html, re.S)
+    assert rows and any(mark for mark, _ in rows) and not all(mark for mark, _ in rows)
+    for mark, body in rows:
+        meter = re.search(r'<meter[^>]*high="([\d.]+)"[^>]*value="([\d.]+)"', body)
+        assert meter is not None
+        high, value = (float(x) for x in meter.groups())
+        assert (value < high - 1e-3) == bool(mark) or abs(value - high) < 1e-3
 
 
 def test_to_dos_point_at_what_waits(
