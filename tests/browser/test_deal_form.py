@@ -72,6 +72,11 @@ def test_rep_fills_the_deal_form_and_others_see_what_they_may(
     type_deal(page)
     page.get_by_role("button", name="Save").click()  # the reason is still missing
     expect(page.locator("#e-approval_note")).to_have_text("this field is required")
+    # said at the top too, and the cursor waits in the field to fix
+    expect(page.get_by_test_id("error-summary")).to_have_text(
+        "1 field needs your attention: Why this discount."
+    )
+    expect(page.get_by_label("Why this discount")).to_be_focused()
     expect(page.get_by_label("Discount", exact=True)).to_have_value("20")
     expect(page.get_by_label("Customer")).to_have_value("Browser Motors")
     page.get_by_label("Why this discount").fill("Strategic account, 3-year frame contract")
