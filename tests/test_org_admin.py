@@ -160,6 +160,9 @@ def test_admin_adds_a_team_and_moves_it_under_another(app: Flask, auth: AuthActi
         text = refused.get_data(as_text=True)
         assert refused.status_code == 400 and message in text and 'value="Again"' in text
     page = auth.client.get(f"/admin/teams/{org['east']}").get_data(as_text=True)
+    members = re.search(r'<ul data-testid="members">(.*?)</ul>', page, re.S)
+    assert members is not None and f'href="/admin/users/{org["li"]}"' in members.group(1)
+    assert f'href="/admin/users/{org["ann"]}"' not in members.group(1)  # ann is in west
     offered = re.findall(r'<option[^>]*value="(\d+)"', page)
     assert str(org["west"]) not in offered and str(north.id) not in offered  # its own sub-teams
     moved = auth.post(

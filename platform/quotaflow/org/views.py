@@ -223,7 +223,15 @@ def change_team_view(team_id: int) -> ResponseReturnValue:
 
 
 def _team_page(team: Team, form: TeamForm) -> str:
-    return render_template("admin/team.html", team=team, form=form)
+    today = utcnow().date()
+    members = [
+        m for ms in current_memberships(request_session(), today).values() for m in ms
+        if m.team_id == team.id
+    ]  # fmt: skip
+    members.sort(key=lambda m: m.user.display_name)
+    return render_template(
+        "admin/team.html", team=team, form=form, members=members, role_labels=_role_labels()
+    )
 
 
 def _team_or_404(team_id: int) -> Team:
