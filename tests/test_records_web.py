@@ -255,6 +255,9 @@ def test_list_filters_sort_and_pages(app: Flask, signed_in, people) -> None:
     second = get("sort=title&page=2")
     assert titles(second) == [f"Customer {i}" for i in range(25, 30)] + ["Mate Co", "Mate Co"]
     assert titles(get("sort=-amount"))[0] == "Customer 29"
+    # a first click on Amount shows the biggest first, on Title A first; a second turns it round
+    assert "?sort=-amount" in get("") and "?sort=title" in get("")
+    assert "?sort=amount" in get("sort=-amount") and "?sort=-title" in get("sort=title")
     assert titles(get("q=customer%2012"))[0] == "Customer 12" and "1 record" in get("q=ustomer 12")
     assert sorted(titles(get(f"owner={people['mate']}"))) == ["Mate Co", "Mate Co"]
     assert "15 records" in get("stage=quotation&q=customer")  # even ones

@@ -37,6 +37,14 @@ ORG: dict[str, dict[str, tuple[str, list[str]]]] = {
         "north_distribution": ("Gao Ming", ["Luo Bin", "Zheng Ying", "Liang Chao", "Song Jia"]),
     },
 }
+ACRONYMS = {"oem": "OEM"}  # written as people write them, not title-cased
+
+
+def _team_name(key: str) -> str:
+    """'south_oem' -> 'South OEM'."""
+    return " ".join(ACRONYMS.get(w, w.capitalize()) for w in key.split("_"))
+
+
 CUSTOMERS = [
     "Haier Smart Home",
     "Sany Heavy",
@@ -110,9 +118,7 @@ def build_demo_org(
             session, key=region_key, name=f"{region_key.title()} region", parent=company
         )
         for team_key, (manager_name, rep_names) in teams.items():
-            team = ensure_team(
-                session, key=team_key, name=team_key.replace("_", " ").title(), parent=region
-            )
+            team = ensure_team(session, key=team_key, name=_team_name(team_key), parent=region)
             manager = add_user(
                 session,
                 username=username_of(manager_name),

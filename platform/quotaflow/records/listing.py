@@ -20,6 +20,7 @@ from quotaflow.records.models import Record
 
 PAGE_SIZE = 25
 SORTS = ("updated", "created", "title", "date", "amount", "stage", "owner")
+NEWEST_FIRST = frozenset({"updated", "created", "date", "amount"})
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,12 @@ class ListQuery:
         return {k: v for k, v in out.items() if v}
 
     def sort_link(self, column: str) -> dict[str, str]:
-        """Sort by `column`, or the other way round when it is already sorted by it."""
-        return self.args(sort=f"-{column}" if self.sort == column else column, page=1)
+        """Sort by `column`, or the other way round when it is already sorted by it. Amounts
+        and dates sort biggest and newest first, words from A."""
+        if self.sort.lstrip("-") == column:
+            return self.args(sort=column if self.sort.startswith("-") else f"-{column}", page=1)
+        first = f"-{column}" if column in NEWEST_FIRST else column
+        return self.args(sort=first, page=1)
 
     @property
     def filtered(self) -> bool:
