@@ -82,7 +82,7 @@ def test_bad_values_each_get_a_message_and_blank_computed_fields(pack: CompiledP
         "discount": ["must be at most 50 %"],
         "expected_close": ["enter a date as YYYY-MM-DD"],
     }
-    assert state.values["grade"] == "C"  # blank potential compares false: lowest grade
+    assert state.values["grade"] is None  # a potential that is not a number: no grade yet
 
 
 def test_visit_needs_a_date_and_a_type(pack: CompiledPack) -> None:
