@@ -389,6 +389,44 @@ def test_every_route_for_every_role(app: Flask, people: dict[str, int], role: st
     assert not wrong, f"{role}: (got, expected) {wrong}"
 
 
+JUNK = (
+    "page=-1&sort=%00&from=9999-99-99&to=x&q=%3Cscript%3E",
+    "page=99999999999999999999&owner=-3&team=abc&stage=%27",
+    "rep=%00&q=%00&stage=%00&sort=%00",
+    "from=2026-02-30&to=2025-01-01&deleted=1&format=xlsx",
+    "period=2026-Q9&by=nonsense&fmt=zzz&q=" + "x" * 5000,
+)
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_no_page_answers_junk_in_its_address_with_a_server_error(
+    app: Flask, people: dict[str, int], role: str
+) -> None:
+    # a NUL byte reached PostgreSQL from a filter (its driver raised: a 500) before the guard
+    client = app.test_client()
+    AuthActions(client).login({"admin": "boss", "manager": "wang.fang", "rep": "li.wei"}[role])
+    failed = []
+    for (endpoint, method), (call, _expected) in ROUTES.items():
+        if method == "GET" and endpoint != "static":
+            url, _data = call(people)
+            for junk in JUNK:
+                response = client.get(url + ("&" if "?" in url else "?") + junk)
+                if response.status_code >= 500:
+                    failed.append((url, junk[:40], response.status_code))
+    assert not failed
+
+
+def test_a_nul_character_is_refused_in_words_before_anything_reads_it(
+    app: Flask, auth: AuthActions, people: dict[str, int]
+) -> None:
+    refused = auth.post("/login", {"username": "li\x00wei", "password": "x"})
+    assert refused.status_code == 400
+    assert "NUL character" in refused.get_data(as_text=True)
+    auth.login("li.wei")
+    page = auth.client.get("/forms/b2b_manufacturer/deal/records?q=a%00b")
+    assert page.status_code == 400 and 'data-testid="error-detail"' in page.get_data(as_text=True)
+
+
 # --- CSRF -------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,9 @@ def init_app(app: Flask) -> None:
 def http_error(exc: HTTPException) -> Response:
     """The friendly page for an HTTP error (405 keeps its Allow header)."""
     code = exc.code or 500
-    response = _render(f"errors/{code}.html", code, back=back_url())
+    # a description of our own (not werkzeug's stock sentence) says what to do
+    detail = exc.description if exc.description != type(exc).description else None
+    response = _render(f"errors/{code}.html", code, back=back_url(), detail=detail)
     valid_methods = getattr(exc, "valid_methods", None)
     if code == 405 and valid_methods:
         response.headers["Allow"] = ", ".join(valid_methods)

@@ -6,7 +6,8 @@ proxies sit in front (otherwise every client shares the proxy's address for logi
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+from flask import Flask, abort, current_app, g, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -40,11 +41,26 @@ def init_app(app: Flask) -> None:
     # a rep may keep a form open for a working day; the token is still bound to the session
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     app.session_interface = KeptCookieSessionInterface()  # same cookies, signing remembered
+    app.before_request(refuse_nul_bytes)  # first: before the sign-in gate reads anything
     KeptCSRFProtect(app)
     app.after_request(add_security_headers)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies:  # behind nginx & co: the client address and scheme come from X-Forwarded-*
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+
+def refuse_nul_bytes() -> None:
+    """400 for a NUL character anywhere in the address or a posted form: never text a person
+    typed, and PostgreSQL cannot store or even compare one (its driver raised, a 500)."""
+    if "\x00" in request.path or any("\x00" in v for _k, vs in request.args.lists() for v in vs):
+        abort(400, description=str(NUL_REFUSED))
+    if request.method == "POST" and request.mimetype in FORM_TYPES:
+        if any("\x00" in v for _k, vs in request.form.lists() for v in vs):
+            abort(400, description=str(NUL_REFUSED))
+
+
+NUL_REFUSED = _l("The request held a NUL character, which no field can store: remove it and retry.")
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 class KeptCSRFProtect(CSRFProtect):
