@@ -416,6 +416,35 @@ def test_no_page_answers_junk_in_its_address_with_a_server_error(
     assert not failed
 
 
+ODD_VALUES = ("", " ", "99999999999999999999", "x" * 3000, "2026-13-45", "😀")
+# posts whose success would end the walk's session, or another person's
+NOT_WALKED = {"auth.logout", "account.change_password", "admin.password", "admin.deactivate"}
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_no_form_answers_odd_values_with_a_server_error(
+    app: Flask, people: dict[str, int], role: str
+) -> None:
+    # a version number of ' ' (int() raised) or of 20 digits (SQLite cannot hold it) was a 500
+    client = app.test_client()
+    auth = AuthActions(client)
+    username = {"admin": "boss", "manager": "wang.fang", "rep": "li.wei"}[role]
+    auth.login(username)
+    failed = []
+    for (endpoint, method), (call, _expected) in ROUTES.items():
+        if method != "POST" or endpoint in NOT_WALKED:
+            continue
+        url, data = call(people)
+        for key in data:
+            for value in ODD_VALUES:
+                response = auth.post(url, {**data, key: value})
+                if response.status_code >= 500:
+                    failed.append((url, key, value[:20], response.status_code))
+        if client.get("/").status_code == 302:  # signed out by the walk (a sign-in post)
+            auth.login(username)
+    assert not failed
+
+
 def test_a_nul_character_is_refused_in_words_before_anything_reads_it(
     app: Flask, auth: AuthActions, people: dict[str, int]
 ) -> None:

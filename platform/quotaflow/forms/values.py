@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from quotaflow.ids import id_from
 from quotaflow.messages import N_, translate
 from quotaflow.packs.definitions import ChoiceDef, FieldDef
 from quotaflow.records.services import json_value as to_storage
@@ -152,9 +153,10 @@ def _parse_phone(field: FieldDef, text: str) -> str:
 
 
 def _parse_reference(_field: FieldDef, text: str) -> int:
-    if not text.isdigit():
+    record_id = id_from(text)
+    if record_id is None:
         raise FieldValueError(N_("choose a record from the list"))
-    return int(text)
+    return record_id
 
 
 _PARSERS = {

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from quotaflow.appended import appended_together
 from quotaflow.errors import QuotaflowError
+from quotaflow.ids import id_from
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import Capability, capabilities_of
 from quotaflow.org.services import team_and_subteams
@@ -149,7 +150,7 @@ def move(record_id: int) -> ResponseReturnValue:
                 record_id,
                 to_stage,
                 actor=current_user,
-                expected_version=int(request.form.get("version", "0") or 0),
+                expected_version=_version_sent(),
                 extra=extra,
                 may_reopen=may_reopen,
                 locale=_locale(),
@@ -173,6 +174,12 @@ def move(record_id: int) -> ResponseReturnValue:
     else:
         flash(_("Moved."), "info")
     return redirect(_same_site(back))
+
+
+def _version_sent() -> int:
+    """The record version the page was showing (0, which never matches, when it is garbled:
+    the move is then refused as a conflict, with a reload to offer)."""
+    return id_from(request.form.get("version")) or 0
 
 
 def _ask_for_fields(

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
+from quotaflow.ids import id_from
 from quotaflow.org.models import Team, User
 from quotaflow.packs.definitions import FormDef
 from quotaflow.records.models import Record
@@ -183,7 +184,7 @@ def list_page(
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
+    return id_from(value)
 
 
 def _date(value: str | None) -> date | None:

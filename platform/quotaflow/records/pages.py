@@ -35,6 +35,7 @@ from quotaflow.config_cache import remembered
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import FormState, validate_submission
 from quotaflow.forms.values import from_storage
+from quotaflow.ids import id_from
 from quotaflow.kpis.cache import cache_key
 from quotaflow.org.models import User
 from quotaflow.org.roles import Capability, capabilities_of
@@ -344,14 +345,14 @@ def quiet_blank_errors(page: FormPage) -> None:
 def opened_version(pack_id: str, form_id: str) -> tuple[CompiledPack, int] | None:
     """The version the posted form was opened with, if it still has this form."""
     session = request_session()
-    raw = request.form.get("pack_version_id", "")
-    if not raw.isdigit():
+    version_id = id_from(request.form.get("pack_version_id"))
+    if version_id is None:
         return None
     try:
-        pack = wtf.compiled_version(session, pack_id, int(raw))
+        pack = wtf.compiled_version(session, pack_id, version_id)
     except wtf.VersionUnavailable:
         return None
-    return (pack, int(raw)) if form_id in pack.forms else None
+    return (pack, version_id) if form_id in pack.forms else None
 
 
 def version_gone(pack_id: str, form_id: str, stage: str | None, template: str, **ctx: Any) -> Any:

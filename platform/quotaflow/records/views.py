@@ -36,6 +36,7 @@ from quotaflow.audit import record_event
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import evaluate_form
 from quotaflow.forms.values import from_storage
+from quotaflow.ids import id_from
 from quotaflow.org.models import Team, User
 from quotaflow.org.services import team_on
 from quotaflow.packs.compiled import CompiledPack
@@ -262,9 +263,9 @@ def preview(pack_id: str, form_id: str) -> ResponseReturnValue:
     if opened is None:
         return "", 204  # the submit will explain; nothing to update meanwhile
     pack, version_id = opened
-    record_id = request.form.get("record_id", "")
-    if record_id.isdigit():
-        stage = record_or_404(int(record_id), pack).stage
+    record_id = id_from(request.form.get("record_id"))
+    if record_id is not None:
+        stage = record_or_404(record_id, pack).stage
     else:
         stage = initial_stage(pack, form_id)
     page = form_page(pack, version_id, form_id, stage=stage, formdata=request.form)
@@ -378,8 +379,8 @@ def update(record_id: int) -> ResponseReturnValue:
         flash(_("This record was deleted while you were editing it; nothing was saved."), "error")
         return redirect(url_for("records.view", record_id=record.id))
     record = record_or_404(record_id, edit=True)
-    version_no = request.form.get("version_no", "")
-    expected = int(version_no) if version_no.isdigit() else record.version_no
+    sent = id_from(request.form.get("version_no"))
+    expected = sent if sent is not None else record.version_no
     opened = opened_version(record.pack_id, record.form_id)
     if opened is None:
         return version_gone(record.pack_id, record.form_id, record.stage, "records/form.html",
