@@ -249,3 +249,96 @@ def test_deal_page_shows_moves_waiting_approval_and_linked_visits(
     )
     page = client.get(f"/records/{deal}").get_data(as_text=True)
     assert "waiting for approval" in page and "Approval requested" in page
+
+
+def _quotation_deal(app: Flask, discount: str) -> int:
+    sessions = app.extensions["quotaflow.sessions"]
+    values = {"customer": "Gree Electric", "potential": "900000", "amount": "100000",
+              "discount": discount}  # fmt: skip
+    with db.transaction(sessions) as session:
+        return stock_deal(session, _user_id(app, "li.wei"), _team_of(app, "li.wei"), "quotation",
+                          values)  # fmt: skip
+
+
+def _user_id(app: Flask, username: str) -> int:
+    from sqlalchemy import select
+
+    from quotaflow.org.models import User
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        return session.scalars(select(User.id).where(User.username == username)).one()
+
+
+def _edit(auth, record_id: int, discount: str, note: str = "") -> object:  # type: ignore[no-untyped-def]
+    form = auth.client.get(f"/records/{record_id}/edit").get_data(as_text=True)
+    version = re.search(r'name="version_no" value="(\d+)"', form)
+    pack_version = re.search(r'name="pack_version_id" value="(\d+)"', form)
+    assert version and pack_version
+    data = {"pack_version_id": pack_version.group(1), "version_no": version.group(1),
+            "f-customer": "Gree Electric", "f-potential": "900000", "f-amount": "100000",
+            "f-discount": discount, "f-approval_note": note}  # fmt: skip
+    return auth.post(f"/records/{record_id}/edit", data)
+
+
+def test_raising_a_discount_past_the_stages_limit_waits_for_approval(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    # entering Quotation with over 15 % off needs a manager: editing it up there once in
+    # Quotation must too, or the approval is bypassed
+    record_id = _quotation_deal(app, "0.05")
+    auth.login("li.wei")
+    small = _edit(auth, record_id, "8")  # still within the limit: saved at once
+    assert small.status_code == 302 and _record(app, record_id).values["discount"] == "0.08"
+    held = _edit(auth, record_id, "20", "frame contract")
+    assert held.status_code == 302
+    assert _record(app, record_id).values["discount"] == "0.08"  # not yet
+    page = client.get(f"/records/{record_id}").get_data(as_text=True)
+    assert "Sent for approval: the change is saved when it is approved." in page
+    assert 'data-testid="pending">A change waits for approval' in page
+    again = _edit(auth, record_id, "25", "more")
+    assert again.status_code == 409 and "waiting for an approval" in again.get_data(as_text=True)
+    auth.logout()
+
+    auth.login("wang.fang")
+    queue = client.get("/approvals").get_data(as_text=True)
+    assert "asks to change it in Quotation:" in queue
+    assert "<dt>Discount</dt><dd><del>8%</del> → <ins>20%</ins></dd>" in queue
+    from sqlalchemy import select
+
+    from quotaflow.pipelines.models import Approval
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        approval_id = session.scalars(select(Approval.id).where(Approval.status == "pending")).one()
+    done = auth.post(f"/approvals/{approval_id}", {"decision": "approve", "comment": "ok"})
+    assert done.status_code == 302
+    record = _record(app, record_id)
+    assert record.values["discount"] == "0.2" and record.values["approval_note"] == "frame contract"
+    assert record.stage == "quotation"
+    history = client.get(f"/records/{record_id}").get_data(as_text=True)
+    assert "<del>8%</del> → <ins>20%</ins>" in history
+
+
+def test_a_change_approved_after_another_save_no_longer_applies(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    record_id = _quotation_deal(app, "0.05")
+    auth.login("li.wei")
+    assert _edit(auth, record_id, "20", "frame contract").status_code == 302
+    auth.logout()
+    auth.login("wang.fang")  # their manager edits the deal meanwhile (a small change)
+    from sqlalchemy import select
+
+    from quotaflow.pipelines.models import Approval
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, record_id).values = {  # type: ignore[union-attr]
+            **_record(app, record_id).values,
+            "customer": "Gree Electric Appliances",
+        }
+    with app.extensions["quotaflow.sessions"]() as session:
+        approval_id = session.scalars(select(Approval.id).where(Approval.status == "pending")).one()
+    refused = auth.post(
+        f"/approvals/{approval_id}", {"decision": "approve", "comment": "ok"}, follow_redirects=True
+    )
+    assert "no longer applies" in refused.get_data(as_text=True)
+    assert _record(app, record_id).values["discount"] == "0.05"

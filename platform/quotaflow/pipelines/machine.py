@@ -115,6 +115,37 @@ def check_move(
     return check
 
 
+def change_needs_approval(
+    pack: CompiledPack,
+    pipeline_id: str,
+    stage: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    locale: str = "en",
+    today: date | None = None,
+) -> tuple[str, str] | None:
+    """(approver role, message) when an edit makes the record's own stage's approval condition
+    hold where the values before did not (a discount raised to 20 % in Quotation): such a
+    change waits for approval, as the move into the stage with it would have."""
+    pipeline = pack.pipelines[pipeline_id]
+    ids = [s.id for s in pipeline.stages]
+    if stage not in ids or pipeline.stages[ids.index(stage)].approval is None:
+        return None
+    index = ids.index(stage)
+    approval = pipeline.stages[index].approval
+    assert approval is not None
+    expr = pack.expression("pipeline", pipeline_id, "stages", index, "approval", "when")
+
+    def holds(values: Mapping[str, Any]) -> bool:
+        state = evaluate_form(pack, pipeline.form, values, stage=stage, today=today)
+        return _holds(expr, {**state.values, "stage": stage}, today)
+
+    if holds(after) and not holds(before):
+        return approval.by, label_text(approval.message, locale)
+    return None
+
+
 def _transition_allowed(
     pack: CompiledPack,
     pipeline: PipelineDef,

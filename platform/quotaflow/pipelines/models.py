@@ -29,7 +29,8 @@ class StageMove(Base):
 
 
 class Approval(Base):
-    """A move waiting for (or decided by) an approver."""
+    """A move, or a change of values in the record's stage, waiting for (or decided by) an
+    approver."""
 
     __tablename__ = "approvals"
     __table_args__ = (Index("ix_approvals_status_role", "status", "approver_role"),)
@@ -45,6 +46,9 @@ class Approval(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     request_note: Mapped[str | None] = mapped_column(Text)
     values: Mapped[dict] = mapped_column(JsonDoc, default=dict)  # what the approver decides on
+    # a change of values in the record's stage (from_stage == to_stage): the record's version
+    # it was asked on top of; approved on any other, it would undo someone's later save
+    record_version: Mapped[int | None] = mapped_column(Integer)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     comment: Mapped[str | None] = mapped_column(Text)

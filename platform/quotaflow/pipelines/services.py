@@ -22,7 +22,12 @@ from quotaflow.packs.compiled import CompiledPack
 from quotaflow.pipelines.machine import MoveCheck, check_move, is_closed, open_stages
 from quotaflow.pipelines.models import Approval, StageMove
 from quotaflow.records.models import Record
-from quotaflow.records.services import RecordNotFound, add_history
+from quotaflow.records.services import (
+    RecordNotFound,
+    add_history,
+    indexed_columns,
+    update_record,
+)
 from quotaflow.timeutil import utcnow
 
 STAGE_MOVES = cast(Table, StageMove.__table__)
@@ -284,6 +289,44 @@ def approval_queue(session: Session, person: Person, *, today: date) -> list[App
     return [a for a in session.scalars(query) if may_decide(session, person, a, today=today)]
 
 
+def request_change_approval(
+    session: Session,
+    pack: CompiledPack,
+    record: Record,
+    stored: Mapping[str, Any],
+    *,
+    actor: Person,
+    approver_role: str,
+) -> Approval:
+    """Hold an edit that needs approval in the record's stage (see
+    machine.change_needs_approval): the record keeps its values until an approver agrees; the
+    request carries the new ones and the record's version it was made on."""
+    if pending_approval(session, record.id) is not None:
+        raise ApprovalError("this record is waiting for approval; change it once that is decided")
+    assert record.stage is not None
+    record.updated_at = utcnow()  # bumps the version: an edit on the old page now conflicts
+    _flush(session)
+    approval = Approval(
+        record_id=record.id, pipeline_id=pipeline_of(pack, record.form_id) or "",
+        from_stage=record.stage,
+        to_stage=record.stage, approver_role=approver_role, requested_by=actor.id,
+        values=dict(stored), record_version=record.version_no,
+    )  # fmt: skip
+    session.add(approval)
+    _flush(session)
+    changes = {
+        k: [record.values.get(k), stored.get(k)]
+        for k in sorted(record.values.keys() | stored.keys())
+        if record.values.get(k) != stored.get(k)
+    }
+    add_history(session, record, "approval_requested", actor.id, changes)
+    record_event(
+        session, actor=str(actor.id), action="approval.request", object_type="record",
+        object_id=str(record.id), details={"change_in": record.stage},
+    )  # fmt: skip
+    return approval
+
+
 def decide_approval(
     session: Session,
     pack: CompiledPack,
@@ -302,19 +345,22 @@ def decide_approval(
         raise ApprovalError("you may not decide this approval")
     record = session.get(Record, approval.record_id)
     assert record is not None
+    change = approval.from_stage == approval.to_stage  # new values in the same stage
     if approve and record.stage != approval.from_stage:
         raise ApprovalError("the record has moved since the request; it no longer applies")
+    if approve and change and record.version_no != approval.record_version:
+        raise ApprovalError(
+            "the record was changed since the request; it no longer applies: reject it, and "
+            "the change can be asked for again"
+        )
     approval.status = "approved" if approve else "rejected"
     approval.decided_by, approval.decided_at, approval.comment = approver.id, utcnow(), comment
     record.updated_at = utcnow()
     _flush(session)
-    add_history(
-        session,
-        record,
-        f"approval_{approval.status}",
-        approver.id,
-        {"stage": [approval.from_stage, approval.to_stage], "comment": comment},
-    )
+    shown: dict[str, Any] = {"comment": comment}
+    if not change:
+        shown["stage"] = [approval.from_stage, approval.to_stage]
+    add_history(session, record, f"approval_{approval.status}", approver.id, shown)
     record_event(
         session,
         actor=str(approver.id),
@@ -323,9 +369,27 @@ def decide_approval(
         object_id=str(record.id),
         details={"to": approval.to_stage, "comment": comment},
     )
-    if approve:
+    if approve and change:
+        _apply_change(session, pack, record, approval.values, approver.id)
+    elif approve:
         _apply_move(session, pack, record, approval.pipeline_id, approval.to_stage, approver.id)
     return approval
+
+
+def _apply_change(
+    session: Session,
+    pack: CompiledPack,
+    record: Record,
+    stored: Mapping[str, Any],
+    approver_id: int,
+) -> None:
+    """Save the approved values, as the requester's edit would have been saved."""
+    form = pack.forms[record.form_id]
+    amount, day = indexed_columns(form, typed_values(pack, record.form_id, stored))
+    update_record(
+        session, record.id, values=dict(stored), actor_id=approver_id,
+        expected_version=record.version_no, amount=amount, record_date=day,
+    )  # fmt: skip
 
 
 # --- stale records -------------------------------------------------------------------------

@@ -260,8 +260,24 @@ def approvals() -> ResponseReturnValue:
         title_of=lambda r: _title(pack, r),
         stage_of=lambda r, stage: stage_label(pack, r.form_id, stage) if r else stage,
         values_of=lambda r, values: _values_shown(pack, r, values),
+        changes_of=lambda r, values: _changes_shown(pack, r, values),
         pack=pack,
     )
+
+
+def _changes_shown(
+    pack: CompiledPack, record: Record, values: dict[str, Any]
+) -> list[tuple[str, str, str]]:
+    """A change waiting for approval: each field it changes, as (label, now, asked for)."""
+    form = pack.forms.get(record.form_id)
+    order = [f.id for f in form.fields] if form is not None else []
+    keys = [*order, *sorted((record.values.keys() | values.keys()) - set(order))]
+    changed = [k for k in keys if record.values.get(k) != values.get(k)]
+    now = dict(_values_shown(pack, record, {k: record.values.get(k) for k in changed}))
+    asked = dict(_values_shown(pack, record, {k: values.get(k) for k in changed}))
+    return [
+        (name, now.get(name, "—"), asked.get(name, "—")) for name in dict.fromkeys([*now, *asked])
+    ]
 
 
 def _values_shown(

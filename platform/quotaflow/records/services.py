@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,6 +16,7 @@ from quotaflow.appended import append_rows, insert_returning_ids
 from quotaflow.db import insert_many
 from quotaflow.errors import QuotaflowError
 from quotaflow.kpis import cache, rollups
+from quotaflow.packs.definitions import FormDef
 from quotaflow.records.models import CENT, Record, RecordHistory
 from quotaflow.timeutil import utcnow
 
@@ -178,6 +179,19 @@ def create_records(
         session.execute(text("ANALYZE records"))
     rollups.records_added(session, pack_id, form_id, ids)
     return ids
+
+
+def indexed_columns(form: FormDef, values: Mapping[str, Any]) -> tuple[Decimal | None, date | None]:
+    """The indexed columns of typed values: amount (a money field called `amount`), and the
+    record's date (the first required date field, e.g. a visit's day; else None: the day it is
+    created)."""
+    amount_field = next((f for f in form.fields if f.id == "amount"), None)
+    amount = values.get("amount") if amount_field and amount_field.type == "money" else None
+    day = next((values.get(f.id) for f in form.fields if f.type == "date" and f.required), None)
+    return (
+        amount if isinstance(amount, Decimal) else None,
+        day if isinstance(day, date) else None,
+    )
 
 
 class EditConflict(QuotaflowError):

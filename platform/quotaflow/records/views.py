@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -43,7 +41,13 @@ from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
 from quotaflow.packs.services import active_version_id
-from quotaflow.pipelines.services import pipeline_of, record_first_stage
+from quotaflow.pipelines.machine import change_needs_approval
+from quotaflow.pipelines.services import (
+    ApprovalError,
+    pipeline_of,
+    record_first_stage,
+    request_change_approval,
+)
 from quotaflow.records import exporting
 from quotaflow.records.access import can_edit, visible_records
 from quotaflow.records.listing import ListQuery, every_row, list_page
@@ -71,6 +75,8 @@ from quotaflow.records.services import (
     RecordNotFound,
     create_record,
     delete_record,
+    indexed_columns,
+    json_value,
     restore_record,
     update_record,
 )
@@ -211,7 +217,7 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
     user_id = current_user.id
     team_id = team_on(session, user_id, local_today())
     form = pack.forms[form_id]
-    amount, record_date = _columns(form, page.state.values)
+    amount, record_date = indexed_columns(form, page.state.values)
     with appended_together(session):  # its history, first stage and audit rows
         record = create_record(
             session, pack_id=pack.id, pack_version_id=version_id, form_id=form_id,
@@ -231,18 +237,6 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
 def _stored(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values to keep: blanks left out (a missing key reads as blank)."""
     return {k: v for k, v in values.items() if v is not None and v != "" and v != []}
-
-
-def _columns(form: FormDef, values: Mapping[str, Any]) -> tuple[Decimal | None, date | None]:
-    """The indexed columns: amount (a money field called `amount`), and the record's date
-    (the first required date field, e.g. a visit's day; else the day it is created)."""
-    amount_field = _field(form, "amount")
-    amount = values.get("amount") if amount_field and amount_field.type == "money" else None
-    day = next((values.get(f.id) for f in form.fields if f.type == "date" and f.required), None)
-    return (
-        amount if isinstance(amount, Decimal) else None,
-        day if isinstance(day, date) else None,
-    )
 
 
 def _audit(session: Session, action: str, record: Record) -> None:
@@ -391,7 +385,9 @@ def update(record_id: int) -> ResponseReturnValue:
         return render_template("records/form.html", page=page, record=record,
                                version_no=expected), 400  # fmt: skip
     session = request_session()
-    amount, record_date = _columns(page.form, page.state.values)
+    if expected == record.version_no and (held := _change_needing_approval(pack, record, page)):
+        return held
+    amount, record_date = indexed_columns(page.form, page.state.values)
     try:
         with appended_together(session):  # its history and audit rows
             update_record(
@@ -406,6 +402,43 @@ def update(record_id: int) -> ResponseReturnValue:
         abort(404)
     session.commit()
     flash(_("Saved."), "success")
+    return redirect(url_for("records.view", record_id=record.id))
+
+
+def _change_needing_approval(
+    pack: CompiledPack, record: Record, page: FormPage
+) -> ResponseReturnValue | None:
+    """An edit that makes the deal's own stage need approval (a discount raised past what
+    the stage allows) waits for it, as moving into the stage would: None when it does not."""
+    pipeline_id = pipeline_of(pack, record.form_id)
+    if pipeline_id is None or record.stage is None:
+        return None
+    before = _typed(page.form, record.values)
+    needed = change_needs_approval(
+        pack, pipeline_id, record.stage, before, page.state.values,
+        locale=current_language(), today=local_today(),
+    )  # fmt: skip
+    if needed is None:
+        return None
+    session = request_session()
+    try:
+        request_change_approval(
+            session, pack, record,
+            {k: json_value(v) for k, v in _stored(page.state.values).items()},
+            actor=current_user, approver_role=needed[0],
+        )  # fmt: skip
+    except ApprovalError:
+        session.rollback()
+        page.state.form_errors.append(
+            _("This deal is waiting for an approval: change it once that is decided.")
+        )
+        return render_template(
+            "records/form.html", page=page, record=record, version_no=record.version_no
+        ), 409
+    session.commit()
+    flash(_("Sent for approval: the change is saved when it is approved."), "info")
+    if needed[1]:
+        flash(needed[1], "info")
     return redirect(url_for("records.view", record_id=record.id))
 
 
