@@ -42,7 +42,6 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ),
     ("i18n.set_locale", "POST"): (lambda ids: ("/locale", {"locale": "en"}), everyone(OK)),
     ("account.account", "GET"): (lambda ids: ("/account", {}), SIGNED_IN),
-    ("account.password_page", "GET"): (lambda ids: ("/account/password", {}), SIGNED_IN),
     # one's own new password: this session stays signed in for the routes after it
     ("account.change_password", "POST"): (
         lambda ids: (
@@ -129,11 +128,6 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ("targets.plan_page", "GET"): (
         lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026", {}),
         MANAGERS,
-    ),
-    # reloading the address a refused change left: back to the page, nothing more
-    ("targets.adjust_page", "GET"): (
-        lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026/adjust", {}),
-        SIGNED_IN,
     ),
     ("targets.adjust", "POST"): (
         lambda ids: (
@@ -443,6 +437,22 @@ def test_no_form_answers_odd_values_with_a_server_error(
         if client.get("/").status_code == 302:  # signed out by the walk (a sign-in post)
             auth.login(username)
     assert not failed
+
+
+def test_reopening_a_forms_address_leads_to_its_page_not_an_error(
+    auth: AuthActions, people: dict[str, int]
+) -> None:
+    # after a refusal the browser shows the address the form posted to; reloaded, it was a 405
+    auth.login("li.wei")
+    for posted, page in (
+        (f"/records/{people['deal']}/move", f"/records/{people['deal']}"),
+        (f"/records/{people['deal']}/delete", f"/records/{people['deal']}"),
+        ("/account/password", "/account"),
+    ):
+        response = auth.client.get(posted)
+        assert response.status_code == 303 and response.headers["Location"] == page
+    nowhere = auth.client.get("/forms/b2b_manufacturer/deal/preview")  # no page above it
+    assert nowhere.status_code == 405 and "Allow" in nowhere.headers
 
 
 def test_a_nul_character_is_refused_in_words_before_anything_reads_it(

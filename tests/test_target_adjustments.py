@@ -168,7 +168,7 @@ def test_a_manager_moves_target_on_the_page(demo: sessionmaker[Session], auth: A
     )
     # reloading the address the refusal left shows the plan, not "Not allowed here"
     reload = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026/adjust")
-    assert reload.status_code == 302
+    assert reload.status_code == 303
     assert reload.headers["Location"] == "/targets/b2b_manufacturer/revenue_fy2026"
     auth.post("/locale", {"locale": "zh", "next": "/"})
     typo = auth.post(

@@ -377,12 +377,6 @@ def account() -> ResponseReturnValue:
     return _account_page(ChangePasswordForm())
 
 
-@account_bp.get("/password")
-def password_page() -> ResponseReturnValue:
-    """The address a refused change leaves in the browser: reloaded, it shows the account."""
-    return redirect(url_for("account.account"))
-
-
 @account_bp.post("/password")
 def change_password() -> ResponseReturnValue:
     """Replace one's own password; this session stays signed in, every other one ends."""

@@ -77,12 +77,6 @@ def plan_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
     return _page(pack_id, plan_id)
 
 
-@bp.get("/targets/<pack_id>/<plan_id>/adjust")
-def adjust_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
-    """The address a refused change leaves in the browser: reloaded, it shows the plan."""
-    return redirect(url_for("targets.plan_page", pack_id=pack_id, plan_id=plan_id))
-
-
 @bp.post("/targets/<pack_id>/<plan_id>/adjust")
 def adjust(pack_id: str, plan_id: str) -> ResponseReturnValue:
     session = request_session()

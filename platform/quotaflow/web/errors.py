@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, make_response, render_template, request, url_for
+from flask import Flask, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
@@ -31,6 +31,10 @@ def init_app(app: Flask) -> None:
 def http_error(exc: HTTPException) -> Response:
     """The friendly page for an HTTP error (405 keeps its Allow header)."""
     code = exc.code or 500
+    if code == 405 and request.method == "GET" and (page := _page_above(request.path)):
+        # the address a form posted to, reloaded or opened again (after a refusal the browser
+        # shows it): the page the form is on, not "not allowed here"
+        return redirect(page, code=303)
     # a description of our own (not werkzeug's stock sentence) says what to do
     detail = exc.description if exc.description != type(exc).description else None
     response = _render(f"errors/{code}.html", code, back=back_url(), detail=detail)
@@ -52,6 +56,19 @@ def server_error(exc: InternalServerError) -> Response:
     if session is not None:  # a failed flush leaves it unusable; the page reads the nav
         session.rollback()
     return _render("errors/500.html", 500, back=url_for("core.home"))
+
+
+def _page_above(path: str) -> str | None:
+    """`path` without its last part when that is a page (/records/5/move -> /records/5)."""
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    if not parent:
+        return None
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(parent, method="GET")
+    except HTTPException:
+        return None
+    return request.script_root + parent
 
 
 def back_url() -> str:
