@@ -192,12 +192,18 @@ def test_another_teams_rep_cannot_move_the_deal(client: FlaskClient, auth, deal:
     assert response.status_code == 403
 
 
-def test_funnel_page_and_csv_export(client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
+def test_funnel_page_and_csv_export(app: Flask, client: FlaskClient, auth, deal: int) -> None:  # type: ignore[no-untyped-def]
     auth.login("li.wei")
     today = date.today()
     page = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}")
     assert page.status_code == 200 and 'data-testid="funnel"' in page.get_data(as_text=True)
     assert 'href="/pipelines/b2b" data-testid="board-link"' in page.get_data(as_text=True)
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        stock_deal(session, _user_id(app, "other.rep"), _team_of(app, "other.rep"), "quotation",
+                   {"customer": "Elsewhere Ltd"})  # fmt: skip
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    offered = re.findall(r'<option value="(\w+)"', client.get("/pipelines/b2b/funnel").text)
+    assert "east" in offered and "south" not in offered  # only teams whose deals one may see
     export = client.get(f"/pipelines/b2b/funnel?from={today.year}-01-01&to={today}&format=csv")
     assert export.mimetype == "text/csv"
     assert (

@@ -380,8 +380,8 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
             content_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    teams = list(request_session().scalars(select(Team).order_by(Team.name)))
     form_id = pack.pipelines[pipeline_id].form
+    teams = _teams_of_visible(pack, form_id)
     top = max((r.reached for r in report.rows), default=0) or 1
     return render_template(
         "pipelines/funnel.html",
@@ -398,22 +398,37 @@ def funnel_page(pipeline_id: str) -> ResponseReturnValue:
     )
 
 
+def _of_visible(pack: CompiledPack, form_id: str, column: Any) -> Select[Any]:
+    """The distinct values of a column over the form's records the reader may see."""
+    return (
+        visible_records(request_session(), current_user, role_capabilities=pack.role_capabilities)
+        .where(Record.pack_id == pack.id, Record.form_id == form_id)
+        .with_only_columns(column)
+        .distinct()
+    )
+
+
 def _owners_of_visible(pack: CompiledPack, form_id: str) -> list[tuple[str, str]]:
     """(username, name) of everyone owning a record of the form the reader may see: the
     funnel's rep filter offers them instead of asking for a username."""
-    session = request_session()
-    owners = (
-        visible_records(session, current_user, role_capabilities=pack.role_capabilities)
-        .where(Record.pack_id == pack.id, Record.form_id == form_id)
-        .with_only_columns(Record.owner_id)
-        .distinct()
-    )
-    rows = session.execute(
+    rows = request_session().execute(
         select(User.username, User.display_name)
-        .where(User.id.in_(owners))
+        .where(User.id.in_(_of_visible(pack, form_id, Record.owner_id)))
         .order_by(User.display_name, User.username)
     )
     return [(username, name or username) for username, name in rows]
+
+
+def _teams_of_visible(pack: CompiledPack, form_id: str) -> list[Team]:
+    """The teams the reader's visible records are in: the funnel's team filter offers only
+    these (a team whose deals they may not see only ever showed 0 deals)."""
+    return list(
+        request_session().scalars(
+            select(Team)
+            .where(Team.id.in_(_of_visible(pack, form_id, Record.team_id)))
+            .order_by(Team.name)
+        )
+    )
 
 
 @bp.app_context_processor
