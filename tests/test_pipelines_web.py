@@ -98,6 +98,7 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     queue = client.get("/approvals").get_data(as_text=True)
     assert f'<a href="/records/{deal}">Midea HVAC</a>' in queue  # open it before deciding
     assert "to move it from Needs confirmed to Quotation." in queue
+    assert "Discounts over 15 % need your manager&#39;s approval" in queue  # why it is asked
     assert "<dt>Amount</dt><dd>CN¥80,000.00</dd>" in queue  # by label, formatted
     assert "needs_confirmed" not in queue and "<dt>amount</dt>" not in queue
     home = client.get("/").get_data(as_text=True)

@@ -261,8 +261,20 @@ def approvals() -> ResponseReturnValue:
         stage_of=lambda r, stage: stage_label(pack, r.form_id, stage) if r else stage,
         values_of=lambda r, values: _values_shown(pack, r, values),
         changes_of=lambda r, values: _changes_shown(pack, r, values),
+        rule_of=lambda a: _approval_rule(pack, a),
         pack=pack,
     )
+
+
+def _approval_rule(pack: CompiledPack, approval: Approval) -> str:
+    """Why the request needs a decision: the stage's approval message, in the reader's words."""
+    pipeline = pack.pipelines.get(approval.pipeline_id)
+    if pipeline is None:
+        return ""
+    stage = next((s for s in pipeline.stages if s.id == approval.to_stage), None)
+    if stage is None or stage.approval is None:
+        return ""
+    return label_text(stage.approval.message, _locale())
 
 
 def _changes_shown(
