@@ -499,3 +499,27 @@ def test_a_post_reads_as_the_inputs_built_from_it_read_it(
     form = deal_definition.forms["deal"]
     built = wtf.build_form(wtf.form_spec(deal_definition, "deal", "en"), formdata=formdata)
     assert wtf.posted_input(form, formdata) == wtf.raw_input(built, form)
+
+
+def test_records_with_the_same_title_are_told_apart_in_a_reference_list(
+    app: Flask, rep: AuthActions, people
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from quotaflow.records.services import create_record
+
+    ids = []
+    with app.extensions["quotaflow.sessions"]() as session:
+        for customer, day in (("Sany Heavy", 3), ("Sany Heavy", 17), ("Gree", 5)):
+            visit = create_record(
+                session, pack_id="acme", pack_version_id=1, form_id="visit",
+                owner_id=people["rep"], team_id=None, values={"customer": customer},
+                actor_id=people["rep"], record_date=date(2026, 11, day),
+            )  # fmt: skip
+            ids.append(visit.id)
+        session.commit()
+    page = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    options = dict(re.findall(r'<option value="(\d+)">([^<]+)</option>', page))
+    assert options[str(ids[0])] == f"Sany Heavy · 2026-11-03 · #{ids[0]}"
+    assert options[str(ids[1])] == f"Sany Heavy · 2026-11-17 · #{ids[1]}"
+    assert options[str(ids[2])] == "Gree"  # a title of its own needs nothing more

@@ -277,7 +277,16 @@ def reference_options(
     missing = set(keep) - {r.id for r in found}
     if missing:
         found += list(session.scalars(base.where(Record.id.in_(missing))))
-    return [(str(r.id), record_title(target, r)) for r in found]
+    titles = [record_title(target, r) for r in found]
+    repeated = {t for t in titles if titles.count(t) > 1}
+    # the same customer's deals would read alike in the list: their date and number tell
+    # them apart
+    return [
+        (str(r.id), f"{t} · {r.record_date.isoformat() if r.record_date else ''} · #{r.id}")
+        if t in repeated
+        else (str(r.id), t)
+        for r, t in zip(found, titles, strict=True)
+    ]
 
 
 def record_title(form: FormDef, record: Record) -> str:
