@@ -138,6 +138,8 @@ def test_the_deal_list_and_the_board_link_to_each_other(
     cards = board.get_data(as_text=True)
     assert f'<a href="/records/{deal}"><strong>Midea HVAC</strong></a>' in cards  # opens the deal
     assert cards.count("closed in the last 30 days") == 2  # under Won and Lost: not all history
+    # on a phone the columns stack: a row of links jumps to each
+    assert 'href="#stage-quotation"' in cards and 'id="stage-quotation"' in cards
     list_url = re.search(
         r'href="([^"]+)" data-testid="list-link">List<', board.get_data(as_text=True)
     )
