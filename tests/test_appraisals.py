@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -375,6 +376,8 @@ def test_a_rep_reads_their_scorecard_only_once_published(world: World, auth: Any
     assert "108.00" in html and "frozen" in html and "Knows the catalogue" in html
     assert "Aim for 2000 in November" in html
     assert 'data-item="won"' in html and "750" in html  # the target is explained
+    won = re.search(r'<tr data-item="won">(.*?)</tr>', html, re.S)
+    assert won is not None and re.search(r"[$¥€£]\s?750\b|750\s?[$¥€£]", won.group(1))  # money
     printable = auth.client.get(page + "/print")
     assert printable.status_code == 200 and "print.css" in printable.get_data(as_text=True)
     assert auth.client.get(f"/appraisals/{row_id}/export.csv").status_code == 403

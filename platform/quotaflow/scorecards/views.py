@@ -202,10 +202,17 @@ def _scorecard_context(row: AppraisalPeriod, pack: CompiledPack, rep_id: int) ->
             item_label(pack, *items[it["id"]], language) if it["id"] in items else it["label"]
         ),
         "group_name": lambda group_id: group_label(card, group_id, language),
+        # a KPI item's figures in its KPI's unit (money, percent), as its KPI page shows them
+        "unit_of": lambda it: _unit(pack, items[it["id"]][0]) if it["id"] in items else "number",
         "rep": session.get(User, rep_id), "notes": notes, "authors": authors,
         "comments": {(r.item_id, r.rater): r for r in ratings},
         "may_note": rep_id != current_user.id and rep_id in _scope(row, pack),
     }  # fmt: skip
+
+
+def _unit(pack: CompiledPack, item: Any) -> str:
+    kpi = pack.kpis.get(item.kpi) if item.kpi else None
+    return kpi.unit if kpi is not None else "number"
 
 
 @bp.get("/appraisals/<int:period_id>/reps/<int:rep_id>")
