@@ -14,6 +14,7 @@ from quotaflow.kpis.periods import parse_period
 from quotaflow.leaderboards.services import board_period, leaderboard, scorecard_scores
 from quotaflow.org.models import Team
 from quotaflow.packs.definitions import label_text
+from quotaflow.spreadsheets import Verbatim
 
 
 @click.group("leaderboard")
@@ -59,13 +60,16 @@ def show_command(
                 "—" if r.rank is None else str(r.rank),
                 r.name,
                 r.value,
-                "new"
-                if r.previous_rank is None and r.rank is not None
-                else ""
-                if r.change is None
-                else f"{r.change:+d}"
-                if r.change
-                else "=",
+                # made here, not typed by anyone: written as it is, never defused as a formula
+                Verbatim(
+                    "new"
+                    if r.previous_rank is None and r.rank is not None
+                    else ""
+                    if r.change is None
+                    else f"{r.change:+d}"
+                    if r.change
+                    else "="
+                ),
                 ", ".join(r.awards),
             )
             for r in board.rows
