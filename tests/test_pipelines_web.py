@@ -325,6 +325,16 @@ def test_raising_a_discount_past_the_stages_limit_waits_for_approval(
     assert record.stage == "quotation"
     history = client.get(f"/records/{record_id}").get_data(as_text=True)
     assert "<del>8%</del> → <ins>20%</ins>" in history
+    auth.logout()
+    auth.login("li.wei")
+    # 20 % was approved: raising it further asks again; a change elsewhere is free
+    assert _edit(auth, record_id, "40", "frame contract").status_code == 302
+    assert _record(app, record_id).values["discount"] == "0.2"
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        pending = session.scalars(select(Approval).where(Approval.status == "pending")).one()
+        pending.status = "rejected"
+    assert _edit(auth, record_id, "20", "frame contract, 3 years").status_code == 302
+    assert _record(app, record_id).values["approval_note"] == "frame contract, 3 years"
 
 
 def test_a_change_approved_after_another_save_no_longer_applies(
@@ -351,3 +361,76 @@ def test_a_change_approved_after_another_save_no_longer_applies(
     )
     assert "no longer applies" in refused.get_data(as_text=True)
     assert _record(app, record_id).values["discount"] == "0.05"
+
+
+def test_a_deal_waiting_for_a_move_approval_cannot_be_changed_meanwhile(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    # the approver decides on what they see: an edit from the stage before (which has no
+    # approval) must not slip a 45 % discount in while the move waits
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    auth.login("li.wei")
+    version = _record(app, deal).version_no
+    sent = auth.post(
+        f"/records/{deal}/move", {"to": "quotation", "version": version, "field_amount": "80000"}
+    )
+    assert sent.status_code == 302 and _record(app, deal).stage == "needs_confirmed"
+    form = client.get(f"/records/{deal}/edit").get_data(as_text=True)
+    data = {
+        "pack_version_id": re.search(r'name="pack_version_id" value="(\d+)"', form).group(1),  # type: ignore[union-attr]
+        "version_no": str(_record(app, deal).version_no),
+        "f-customer": "Midea HVAC", "f-potential": "900000", "f-amount": "80000",
+        "f-discount": "45", "f-approval_note": "volume deal",
+    }  # fmt: skip
+    refused = auth.post(f"/records/{deal}/edit", data)
+    assert refused.status_code == 409
+    assert "waiting for an approval" in refused.get_data(as_text=True)
+    assert 'value="45"' in refused.get_data(as_text=True)  # the input is kept
+    assert _record(app, deal).values["discount"] == "0.2"
+
+
+def test_a_move_takes_only_the_values_its_stage_asks_for(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    record_id = _quotation_deal(app, "0.05")
+    auth.login("li.wei")
+    version = _record(app, record_id).version_no
+    moved = auth.post(
+        f"/records/{record_id}/move",
+        {"to": "negotiation", "version": version, "field_discount": "0.9", "field_customer": "X"},
+    )
+    assert moved.status_code == 302
+    record = _record(app, record_id)
+    assert record.stage == "negotiation"
+    assert record.values["discount"] == "0.05" and record.values["customer"] == "Gree Electric"
+
+
+def test_nobody_decides_their_own_request_and_a_deleted_deal_is_not_approved(
+    app: Flask, client: FlaskClient, auth, deal: int, make_user
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from quotaflow.pipelines.models import Approval
+    from quotaflow.pipelines.services import ApprovalError, decide_approval, may_decide
+    from quotaflow.timeutil import utcnow
+
+    boss = make_user("boss", is_admin=True)
+    record_id = _quotation_deal(app, "0.05")
+    auth.login("boss")  # an admin asks for a change on a deal
+    assert _edit(auth, record_id, "20", "frame contract").status_code == 302
+    sessions = app.extensions["quotaflow.sessions"]
+    with sessions() as session:
+        approval = session.scalars(select(Approval)).one()
+        assert not may_decide(session, boss, approval, today=date.today())
+    with db.transaction(sessions) as session:
+        session.get(Record, record_id).deleted_at = utcnow()  # type: ignore[union-attr]
+    manager = make_user("second.boss", is_admin=True)
+    with db.transaction(sessions) as session:
+        from quotaflow.packs.services import active_pack
+
+        pack = active_pack(session, "b2b_manufacturer")
+        with pytest.raises(ApprovalError, match="deleted"):
+            decide_approval(
+                session, pack, approval.id, approver=manager, approve=True, today=date.today()
+            )

@@ -288,3 +288,12 @@ def test_an_import_is_all_or_nothing_or_exactly_the_valid_rows(
         imported = session.scalar(select(func.count()).select_from(Record)) - (before or 0)
         assert result.imported == imported == (valid if partial else len(spec))
         session.rollback()
+
+
+def test_a_nul_character_in_a_file_is_refused_by_row(tmp_path: Path) -> None:
+    from quotaflow.records.importing import read_table
+
+    path = tmp_path / "deals.csv"
+    path.write_text("customer,amount\nAcme,100\nBad\x00Co,200\n", encoding="utf-8")
+    with pytest.raises(QuotaflowError, match="deals.csv: row 3 holds a NUL character"):
+        read_table(path)

@@ -453,6 +453,10 @@ def test_reopening_a_forms_address_leads_to_its_page_not_an_error(
         assert response.status_code == 303 and response.headers["Location"] == page
     nowhere = auth.client.get("/forms/b2b_manufacturer/deal/preview")  # no page above it
     assert nowhere.status_code == 405 and "Allow" in nowhere.headers
+    odd = auth.client.get("/account/password/%E4%B8%AD")  # no such page: a 404, not a 500
+    assert odd.status_code == 404
+    # an id no database column holds is an unknown page, not an overflow in the driver
+    assert auth.client.get("/records/99999999999999999999").status_code == 404
 
 
 def test_a_nul_character_is_refused_in_words_before_anything_reads_it(
@@ -461,6 +465,12 @@ def test_a_nul_character_is_refused_in_words_before_anything_reads_it(
     refused = auth.post("/login", {"username": "li\x00wei", "password": "x"})
     assert refused.status_code == 400
     assert "NUL character" in refused.get_data(as_text=True)
+    shouted = auth.client.post(  # werkzeug reads a form whatever the case of its type
+        "/login",
+        data=f"csrf_token={csrf_token(auth.client)}&username=a%00&password=x",
+        headers={"Content-Type": "APPLICATION/X-WWW-FORM-URLENCODED"},
+    )
+    assert shouted.status_code == 400
     auth.login("li.wei")
     page = auth.client.get("/forms/b2b_manufacturer/deal/records?q=a%00b")
     assert page.status_code == 400 and 'data-testid="error-detail"' in page.get_data(as_text=True)

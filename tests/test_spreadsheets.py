@@ -63,3 +63,10 @@ def test_an_xlsx_keeps_numbers_and_dates_typed_in_their_formats() -> None:
     assert amount.value == 1234.5 and amount.number_format == "#,##0.00"
     assert day.value == datetime(2026, 3, 1) and day.number_format == "yyyy-mm-dd"
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:B2"
+
+
+def test_control_characters_pasted_into_text_do_not_break_a_workbook() -> None:
+    # a vertical tab pasted from Word made openpyxl refuse the whole download
+    body = xlsx_bytes(["notes"], [["line\x0bbreak\x07"]], "Deals")
+    sheet = load_workbook(io.BytesIO(body)).active
+    assert sheet is not None and sheet.cell(row=2, column=1).value == "linebreak"

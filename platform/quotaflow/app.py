@@ -6,6 +6,8 @@ import gc
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import Map
+from werkzeug.routing.converters import IntegerConverter
 
 from quotaflow import db
 from quotaflow.config import Settings, secret_key, settings_from_env
@@ -25,6 +27,9 @@ def create_app(
         static_folder=str(static_dir()),
     )
     configure_logging(settings.log_format)
+    # ids in addresses fit the database's integer columns: /records/99999999999999999999 is
+    # an unknown page (404), not an overflow inside SQLite's driver (500)
+    app.url_map.converters["int"] = DatabaseId
     app.config.from_mapping(
         SECRET_KEY=None,
         DATABASE_URL=settings.database_url,
@@ -45,6 +50,14 @@ def create_app(
     if not app.testing:
         _freeze_after_first_request(app)
     return app
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` within a 32-bit signed integer, the smallest id column on either database."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _freeze_after_first_request(app: Flask) -> None:

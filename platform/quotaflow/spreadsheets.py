@@ -72,6 +72,7 @@ def xlsx_bytes(
     Written in openpyxl's streaming mode, so a long list does not sit in memory twice."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
@@ -84,6 +85,9 @@ def xlsx_bytes(
 
     def cell(value: Any, number_format: str | None = None) -> Any:
         if isinstance(value, str):
+            # control characters pasted from elsewhere (a vertical tab from Word) are not
+            # allowed in a workbook: openpyxl refused the whole download
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
             # openpyxl would write text starting with = as a formula: a text cell keeps it
             made = WriteOnlyCell(sheet, value=str(value))
             made.data_type = "s"

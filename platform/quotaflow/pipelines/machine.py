@@ -125,9 +125,10 @@ def change_needs_approval(
     locale: str = "en",
     today: date | None = None,
 ) -> tuple[str, str] | None:
-    """(approver role, message) when an edit makes the record's own stage's approval condition
-    hold where the values before did not (a discount raised to 20 % in Quotation): such a
-    change waits for approval, as the move into the stage with it would have."""
+    """(approver role, message) when an edit leaves the record's own stage's approval
+    condition holding and either it did not hold before (a discount raised to 20 % in
+    Quotation) or a value it reads changed (20 % raised to 90 %, once 20 % was approved): such
+    a change waits for approval, as the move into the stage with it would have."""
     pipeline = pack.pipelines[pipeline_id]
     ids = [s.id for s in pipeline.stages]
     if stage not in ids or pipeline.stages[ids.index(stage)].approval is None:
@@ -137,13 +138,39 @@ def change_needs_approval(
     assert approval is not None
     expr = pack.expression("pipeline", pipeline_id, "stages", index, "approval", "when")
 
-    def holds(values: Mapping[str, Any]) -> bool:
+    def evaluated(values: Mapping[str, Any]) -> dict[str, Any]:
         state = evaluate_form(pack, pipeline.form, values, stage=stage, today=today)
-        return _holds(expr, {**state.values, "stage": stage}, today)
+        return {**state.values, "stage": stage}
 
-    if holds(after) and not holds(before):
-        return approval.by, label_text(approval.message, locale)
-    return None
+    old, new = evaluated(before), evaluated(after)
+    if not _holds(expr, new, today):
+        return None
+    read_changed = any(old.get(name) != new.get(name) for name in expr.names)
+    if _holds(expr, old, today) and not read_changed:
+        return None  # approved as it stands (or it held when entering): other fields are free
+    return approval.by, label_text(approval.message, locale)
+
+
+def fields_a_move_reads(
+    pack: CompiledPack, pipeline_id: str, from_stage: str, to_stage: str
+) -> set[str]:
+    """The fields whose values decide this move: the target stage's required fields and what
+    its rules, its approval and the transition's condition read. A move may set these (to fill
+    in what is missing, or bring a value within a rule); any other value is not its business."""
+    pipeline = pack.pipelines[pipeline_id]
+    ids = [s.id for s in pipeline.stages]
+    if to_stage not in ids:
+        return set()
+    index = ids.index(to_stage)
+    target = pipeline.stages[index]
+    base = ("pipeline", pipeline_id, "stages", index)
+    exprs = [pack.expression(*base, "rules", j, "check") for j in range(len(target.rules))]
+    if target.approval is not None:
+        exprs.append(pack.expression(*base, "approval", "when"))
+    for i, move in enumerate(pipeline.transitions or ()):
+        if move.from_ == from_stage and move.to == to_stage and move.when is not None:
+            exprs.append(pack.expression("pipeline", pipeline_id, "transitions", i, "when"))
+    return set(target.require).union(*(e.names for e in exprs)) - {"stage"}
 
 
 def _transition_allowed(

@@ -19,7 +19,13 @@ from quotaflow.forms.values import FieldValueError, Raw, from_storage, parse_val
 from quotaflow.org.models import Membership
 from quotaflow.org.roles import Capability, Person, capabilities_of
 from quotaflow.packs.compiled import CompiledPack
-from quotaflow.pipelines.machine import MoveCheck, check_move, is_closed, open_stages
+from quotaflow.pipelines.machine import (
+    MoveCheck,
+    check_move,
+    fields_a_move_reads,
+    is_closed,
+    open_stages,
+)
 from quotaflow.pipelines.models import Approval, StageMove
 from quotaflow.records.models import Record
 from quotaflow.records.services import (
@@ -102,10 +108,19 @@ def move_record(
         raise MoveRefused("this record is waiting for approval; it moves when that is decided")
     fields = {f.id: f for f in pack.forms[record.form_id].fields}
     values = typed_values(pack, record.form_id, record.values)
+    # a move takes values only for the fields that decide it (missing ones, what its rules
+    # and approval read): any other posted along would change the deal past its rules (a
+    # discount raised on the way to a stage that does not look at it)
+    asked = fields_a_move_reads(pack, pipeline_id, record.stage, to_stage) | set(
+        check_move(
+            pack, pipeline_id, values, record.stage, to_stage,
+            may_reopen=may_reopen, locale=locale, today=today,
+        ).missing
+    )  # fmt: skip
     given: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, raw in (extra or {}).items():
-        if name in fields and fields[name].formula is None:
+        if name in asked and name in fields and fields[name].formula is None:
             try:
                 given[name] = parse_value(fields[name], raw)
             except FieldValueError as exc:
@@ -262,10 +277,10 @@ def pending_approval(session: Session, record_id: int) -> Approval | None:
 
 def may_decide(session: Session, person: Person, approval: Approval, *, today: date) -> bool:
     """Admins, or a holder of the approver role who may see the record; never the requester."""
+    if approval.requested_by == person.id:
+        return False  # an admin's own request too: someone else decides
     if person.is_admin:
         return True
-    if approval.requested_by == person.id:
-        return False
     record = session.get(Record, approval.record_id)
     from quotaflow.records.access import can_view
 
@@ -346,6 +361,8 @@ def decide_approval(
     record = session.get(Record, approval.record_id)
     assert record is not None
     change = approval.from_stage == approval.to_stage  # new values in the same stage
+    if approve and record.deleted_at is not None:
+        raise ApprovalError("the record was deleted since the request; it no longer applies")
     if approve and record.stage != approval.from_stage:
         raise ApprovalError("the record has moved since the request; it no longer applies")
     if approve and change and record.version_no != approval.record_version:

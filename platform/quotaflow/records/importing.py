@@ -116,6 +116,11 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     rows = []
     for number, cells in enumerate(lines, start=2):
         row = {c: _cell(cells[i]) if i < len(cells) else "" for i, c in enumerate(header) if c}
+        if any("\x00" in text for text in row.values()):
+            # no field can store one (PostgreSQL refuses it): said, not stored half-way
+            raise QuotaflowError(
+                f"{path.name}: row {number} holds a NUL character; remove it and import again"
+            )
         if any(row.values()):
             rows.append((number, row))
     return header, rows

@@ -44,6 +44,8 @@ from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.machine import change_needs_approval
 from quotaflow.pipelines.services import (
     ApprovalError,
+    MoveConflict,
+    pending_approval,
     pipeline_of,
     record_first_stage,
     request_change_approval,
@@ -385,6 +387,15 @@ def update(record_id: int) -> ResponseReturnValue:
         return render_template("records/form.html", page=page, record=record,
                                version_no=expected), 400  # fmt: skip
     session = request_session()
+    if pending_approval(session, record.id) is not None:
+        # what the approver is deciding on must not change under them (nor a change slip
+        # past them meanwhile): the deal waits, its editor's input kept on the page
+        page.state.form_errors.append(
+            _("This deal is waiting for an approval: change it once that is decided.")
+        )
+        return render_template(
+            "records/form.html", page=page, record=record, version_no=expected
+        ), 409
     if expected == record.version_no and (held := _change_needing_approval(pack, record, page)):
         return held
     amount, record_date = indexed_columns(page.form, page.state.values)
@@ -421,19 +432,20 @@ def _change_needing_approval(
     if needed is None:
         return None
     session = request_session()
+    version = record.version_no
     try:
         request_change_approval(
             session, pack, record,
             {k: json_value(v) for k, v in _stored(page.state.values).items()},
             actor=current_user, approver_role=needed[0],
         )  # fmt: skip
-    except ApprovalError:
+    except (ApprovalError, MoveConflict):  # decided or saved by someone else at this moment
         session.rollback()
         page.state.form_errors.append(
-            _("This deal is waiting for an approval: change it once that is decided.")
+            _("Someone else changed this deal at the same moment: reload it and try again.")
         )
         return render_template(
-            "records/form.html", page=page, record=record, version_no=record.version_no
+            "records/form.html", page=page, record=record, version_no=version
         ), 409
     session.commit()
     flash(_("Sent for approval: the change is saved when it is approved."), "info")

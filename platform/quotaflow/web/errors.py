@@ -7,6 +7,7 @@ import logging
 from flask import Flask, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 from quotaflow.auth.services import safe_next
@@ -68,7 +69,7 @@ def _page_above(path: str) -> str | None:
         adapter.match(parent, method="GET")
     except HTTPException:
         return None
-    return request.script_root + parent
+    return iri_to_uri(request.script_root + parent)  # a header is ASCII: 中文 or CR/LF quoted
 
 
 def back_url() -> str:

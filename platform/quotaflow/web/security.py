@@ -54,16 +54,17 @@ def refuse_nul_bytes() -> None:
     typed, and PostgreSQL cannot store or even compare one (its driver raised, a 500). Read
     from the raw request where it can be (every request pays for this check)."""
     environ = request.environ
-    if "%00" in environ.get("QUERY_STRING", "") or "\x00" in environ.get("PATH_INFO", ""):
+    query = environ.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query or "\x00" in environ.get("PATH_INFO", ""):
         abort(400, description=str(NUL_REFUSED))
     if environ.get("REQUEST_METHOD") != "POST":
         return
-    kind = environ.get("CONTENT_TYPE", "")
-    if kind.startswith("application/x-www-form-urlencoded"):
+    kind = request.mimetype  # lower-cased, as werkzeug reads it to parse the form
+    if kind == "application/x-www-form-urlencoded":
         body = request.get_data(cache=True)  # the form is parsed from this copy later
         if b"%00" in body or b"\x00" in body:
             abort(400, description=str(NUL_REFUSED))
-    elif kind.startswith("multipart/form-data") and any(
+    elif kind == "multipart/form-data" and any(
         "\x00" in v for _k, vs in request.form.lists() for v in vs
     ):
         abort(400, description=str(NUL_REFUSED))
