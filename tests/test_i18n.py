@@ -173,6 +173,13 @@ def test_dates_accept_iso_strings_datetimes_and_blanks(app: Flask) -> None:
             d=datetime(2027, 3, 5, 9, 30, tzinfo=UTC),
         )
     assert out == "Mar 5, 2027|Mar 5, 2027|—|3/5/27, 9:30\u202fAM"
+    # a moment by default: the date as every page writes it, then the time to the minute
+    with app.test_request_context("/", headers={"Accept-Language": "zh"}):
+        zh = render_template_string("{{ d|datetime }}", d=datetime(2027, 3, 5, 9, 30, tzinfo=UTC))
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        en = render_template_string("{{ d|datetime }}", d=datetime(2027, 3, 5, 9, 30, tzinfo=UTC))
+    assert en.startswith("Mar 5, 2027, ") and en.endswith(("AM", "PM"))
+    assert zh.startswith("2027年3月5日") and ":" in zh
 
 
 def test_pack_labels_are_escaped(app: Flask) -> None:

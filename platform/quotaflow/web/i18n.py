@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale
+from babel.dates import get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import (
@@ -41,6 +42,7 @@ from flask_babel import (
 )
 from flask_babel import format_date as babel_date
 from flask_babel import format_datetime as babel_datetime
+from flask_babel import format_time as babel_time
 from flask_login import current_user
 
 from quotaflow.auth.services import safe_next
@@ -189,9 +191,16 @@ def date_filter(value: date | datetime | str | None, format: str = "medium") -> 
     return babel_date(value, format)
 
 
-def datetime_filter(value: datetime | None, format: str = "medium") -> str:
-    """A moment in the configured time zone and the current locale; blank as —."""
-    return BLANK if value is None else babel_datetime(value, format)
+def datetime_filter(value: datetime | None, format: str = "moment") -> str:
+    """A moment in the configured time zone and the current locale; blank as —. "moment" (the
+    default): the date as every page writes it, then the time to the minute ('Mar 5, 2027,
+    9:30 AM' / '2027年3月5日 09:30'); else a Babel format ("short", "medium", a pattern)."""
+    if value is None:
+        return BLANK
+    if format != "moment":
+        return babel_datetime(value, format)
+    pattern = get_datetime_format("medium", locale=get_locale())
+    return str(pattern).format(babel_time(value, "short"), babel_date(value, "medium"))
 
 
 def money_filter(
