@@ -363,6 +363,10 @@ def edit(record_id: int) -> ResponseReturnValue:
     form = pack.forms[record.form_id]
     page = form_page(pack, version_id, record.form_id, stage=record.stage,
                  values=_typed(form, record.values), check=False)  # fmt: skip
+    if pending_approval(request_session(), record.id) is not None:  # said before typing
+        page.state.form_errors.append(
+            _("This deal is waiting for an approval: change it once that is decided.")
+        )
     return render_template("records/form.html", page=page, record=record,
                            version_no=record.version_no)  # fmt: skip
 
