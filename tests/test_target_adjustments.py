@@ -176,6 +176,11 @@ def test_a_manager_moves_target_on_the_page(demo: sessionmaker[Session], auth: A
         {"node": "li.wei", "amount": "8OOOOOO", "reason": ""},
     ).get_data(as_text=True)
     assert "“8OOOOOO”不是金额" in typo  # the figure first, in the reader's language
+    too_much = auth.post(
+        "/targets/b2b_manufacturer/revenue_fy2026/adjust",
+        {"node": "li.wei", "amount": "999999999999", "reason": "Gree"},
+    ).get_data(as_text=True)
+    assert "的目标只能在 0 到" in too_much  # the split's own refusals too
     auth.post("/locale", {"locale": "en", "next": "/"})
     ok = auth.post(
         "/targets/b2b_manufacturer/revenue_fy2026/adjust",

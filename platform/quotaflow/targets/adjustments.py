@@ -103,7 +103,7 @@ def adjust_target(
     if allowed is not None and parent.node.id not in allowed:
         not_yours = N_("{team} is not one of your teams: ask its manager.")
         raise refused(not_yours, team=parent.node.name)
-    after_tree = adjust(tree, node_key, value)
+    after_tree = adjust(tree, node_key, value, locale)
     new_parent = parent_of(after_tree, node_key)
     assert new_parent is not None
     version = (

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from quotaflow.errors import QuotaflowError
 from quotaflow.expressions import Expression, ExpressionError
 from quotaflow.kpis.periods import Period
+from quotaflow.messages import N_, translate
 
 CENT = Decimal("0.01")
 Number = Decimal | int | float | Fraction
@@ -373,11 +374,15 @@ def describe(allocation: Allocation) -> list[dict[str, Any]]:
     return rows
 
 
-def adjust(allocation: Allocation, key: str, amount: Number) -> Allocation:
+def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en") -> Allocation:
     """A new tree where node `key` gets `amount` and its siblings share the rest of their
     parent's amount in proportion to what they had (to the cent, summing exactly); every
-    changed node's own children are rescaled the same way. The parent's amount never moves."""
+    changed node's own children are rescaled the same way. The parent's amount never moves.
+    A refusal is a TargetError in `locale`."""
     value = from_cents(to_cents(amount))
+
+    def refused(message: str, **params: Any) -> TargetError:
+        return TargetError(translate(locale, message, **params))
 
     def visit(node: Allocation) -> Allocation:
         index = next((i for i, c in enumerate(node.children) if c.node.key == key), None)
@@ -385,17 +390,18 @@ def adjust(allocation: Allocation, key: str, amount: Number) -> Allocation:
             out = Allocation(node.node, node.amount, node.method, node.manual)
             out.children = [visit(c) for c in node.children]
             return out
+        part, whole = node.children[index].node.name, node.node.name
         if value < 0 or value > node.amount:
-            raise TargetError(
-                f"{node.children[index].node.name} can get between 0 and {node.amount} "
-                f"(what {node.node.name} has), not {value}"
-            )
+            raise refused(
+                N_("{part} can get between 0 and {most} (what {whole} has), not {value}"),
+                part=part, most=node.amount, whole=whole, value=value,
+            )  # fmt: skip
         others = [c for i, c in enumerate(node.children) if i != index]
         if not others and value != node.amount:
-            raise TargetError(
-                f"{node.children[index].node.name} is the only part of {node.node.name}: "
-                f"its target is {node.amount}"
-            )
+            raise refused(
+                N_("{part} is the only part of {whole}: its target is {amount}"),
+                part=part, whole=whole, amount=node.amount,
+            )  # fmt: skip
         shares = allocate(node.amount - value, [c.amount for c in others]) if others else []
         out = Allocation(node.node, node.amount, node.method, node.manual)
         rest = iter(shares)
@@ -407,7 +413,7 @@ def adjust(allocation: Allocation, key: str, amount: Number) -> Allocation:
         return out
 
     if allocation.find(key) is None:
-        raise TargetError(f"no '{key}' in this target split")
+        raise refused(N_("There is no '{key}' in this target split."), key=key)
     if allocation.node.key == key:
-        raise TargetError("the plan's total is set in the pack; adjust its parts instead")
+        raise refused(N_("The plan's total is set in the pack: adjust its parts instead."))
     return visit(allocation)
