@@ -40,7 +40,7 @@ from quotaflow.org.services import (
     team_and_subteams,
     team_tree,
 )
-from quotaflow.packs.definitions import label_text
+from quotaflow.packs.definitions import label_text, readable_id
 from quotaflow.packs.services import active_packs
 from quotaflow.timeutil import utcnow
 from quotaflow.web import request_session
@@ -319,20 +319,15 @@ def _role_choices() -> list[SelectChoice]:
     # the packs' own roles when they declare any (the built-in names would only be noise
     # beside them), else the built-in ones
     team_roles = declared or set(DEFAULT_ROLE_CAPABILITIES)
-    named = sorted((labels.get(r) or _readable(r), r) for r in team_roles)
+    named = sorted((labels.get(r) or readable_id(r), r) for r in team_roles)
     return [SelectChoice(role, label) for label, role in named]
-
-
-def _readable(role: str) -> str:
-    """A role no pack labels, as people write it ('head_of_sales' -> 'Head of sales')."""
-    return role.replace("_", " ").capitalize()
 
 
 def _role_labels() -> dict[str, str]:
     """Role name -> its label in the reader's language, as the installed packs declare them
     (a role no pack labels shows as its name)."""
     language = current_language()
-    return {r: _readable(r) for r in DEFAULT_ROLE_CAPABILITIES} | {
+    return {r: readable_id(r) for r in DEFAULT_ROLE_CAPABILITIES} | {
         role.id: label_text(role.label, language, role.id)
         for pack in active_packs(request_session())
         for role in pack.pack.roles

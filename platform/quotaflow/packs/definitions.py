@@ -504,6 +504,11 @@ Definition = (
 )
 
 
+def readable_id(name: str) -> str:
+    """An id as people write it when nothing labels it ('head_of_sales' -> 'Head of sales')."""
+    return name.replace("_", " ").capitalize()
+
+
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
     """The label in `locale`, else English, else the first one, else `fallback`."""
     if label is None:

@@ -49,6 +49,12 @@ class Approval(Base):
     # a change of values in the record's stage (from_stage == to_stage): the record's version
     # it was asked on top of; approved on any other, it would undo someone's later save
     record_version: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def is_change(self) -> bool:
+        """New values for the record in its own stage, not a move."""
+        return self.from_stage == self.to_stage
+
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     comment: Mapped[str | None] = mapped_column(Text)

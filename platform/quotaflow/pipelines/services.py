@@ -31,6 +31,7 @@ from quotaflow.records.models import Record
 from quotaflow.records.services import (
     RecordNotFound,
     add_history,
+    changed_values,
     indexed_columns,
     update_record,
 )
@@ -329,12 +330,9 @@ def request_change_approval(
     )  # fmt: skip
     session.add(approval)
     _flush(session)
-    changes = {
-        k: [record.values.get(k), stored.get(k)]
-        for k in sorted(record.values.keys() | stored.keys())
-        if record.values.get(k) != stored.get(k)
-    }
-    add_history(session, record, "approval_requested", actor.id, changes)
+    add_history(
+        session, record, "approval_requested", actor.id, changed_values(record.values, stored)
+    )
     record_event(
         session, actor=str(actor.id), action="approval.request", object_type="record",
         object_id=str(record.id), details={"change_in": record.stage},
@@ -360,7 +358,7 @@ def decide_approval(
         raise ApprovalError("you may not decide this approval")
     record = session.get(Record, approval.record_id)
     assert record is not None
-    change = approval.from_stage == approval.to_stage  # new values in the same stage
+    change = approval.is_change
     if approve and record.deleted_at is not None:
         raise ApprovalError("the record was deleted since the request; it no longer applies")
     if approve and record.stage != approval.from_stage:

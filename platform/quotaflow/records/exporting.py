@@ -21,6 +21,7 @@ from typing import Any
 from quotaflow import spreadsheets
 from quotaflow.forms.values import from_storage, to_input
 from quotaflow.forms.wtf import choice_label
+from quotaflow.ids import id_from
 from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.records.models import Record
 
@@ -121,9 +122,9 @@ def cell_of(
     if kind == "multichoice" and isinstance(value, list):
         return ", ".join(choice_label(fdef, str(v), language) for v in value)
     if kind == "user":
-        return names.people.get(_int(value), f"#{value}")
+        return names.people.get(id_from(str(value)) or -1, f"#{value}")
     if kind == "reference":
-        return names.records.get(_int(value), f"#{value}")
+        return names.records.get(id_from(str(value)) or -1, f"#{value}")
     if kind in ("number", "computed", "rating") and not isinstance(value, bool):
         return _number(value)
     if kind == "datetime" and isinstance(value, datetime):
@@ -186,13 +187,6 @@ def _wall(local_time: Callable[[datetime], datetime], moment: datetime | None) -
     if moment.tzinfo is None:  # SQLite hands stored UTC back naive
         moment = moment.replace(tzinfo=UTC)
     return local_time(moment).replace(tzinfo=None)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
 
 
 def file_name(form_id: str, today: date, fmt: str) -> str:

@@ -209,7 +209,8 @@ class RecordNotFound(QuotaflowError):
     """No (visible, not deleted) record with this id."""
 
 
-def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+def changed_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """What a history entry keeps of a change: each field that differs, as [old, new]."""
     return {
         k: [old.get(k), new.get(k)]
         for k in sorted(old.keys() | new.keys())
@@ -264,7 +265,7 @@ def update_record(
     stored = {k: json_value(v) for k, v in values.items()}
     if record.version_no != expected_version:
         raise EditConflict(record_id, dict(record.values), stored)
-    changes = _changes(record.values, stored)
+    changes = changed_values(record.values, stored)
     if not changes:
         return record
     record.values = stored

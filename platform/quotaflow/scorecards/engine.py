@@ -16,7 +16,7 @@ from typing import Any
 
 from quotaflow.expressions import Expression, ExpressionError, ValueType, compile_expression
 from quotaflow.packs.compiled import CompiledPack
-from quotaflow.packs.definitions import ScorecardDef, ScoreItemDef, label_text
+from quotaflow.packs.definitions import ScorecardDef, ScoreItemDef, label_text, readable_id
 
 DEFAULT_KPI_SCORE = "MIN(actual / target, 1.2) * 100"
 DEFAULT_RATING_SCORE = "rating / scale_max * 100"
@@ -103,7 +103,7 @@ def item_label(pack: CompiledPack, item: ScoreItemDef, index: int, locale: str) 
 def group_label(card: ScorecardDef, group: str, locale: str) -> str:
     """A group's name for people: its label in `group_labels`, else its id, capitalised."""
     labels = card.group_labels or {}
-    return label_text(labels.get(group), locale, group.replace("_", " ").capitalize())
+    return label_text(labels.get(group), locale, readable_id(group))
 
 
 def score_card(
