@@ -74,7 +74,23 @@ def test_schema_check_command_detects_a_stale_schema(tmp_path: Path, monkeypatch
 def test_stock_pack_validates_from_the_cli() -> None:
     result = CliRunner().invoke(main, ["pack", "validate", str(stock_pack_dir())])
     assert result.exit_code == 0, result.output
-    assert "OK b2b_manufacturer 1.0.0" in result.output
+    assert f"OK b2b_manufacturer {load_pack(stock_pack_dir()).version}" in result.output
+
+
+def test_a_changed_stock_pack_has_a_new_version() -> None:
+    # Installed demo databases take a stock pack's change only as a higher version: content
+    # changed under the same version would never reach them (and `pack install` refuses it).
+    recorded = json.loads((Path(__file__).parent / "stock_packs.json").read_text("utf-8"))
+    pack = load_pack(stock_pack_dir())
+    hashes = recorded[pack.id]
+    assert pack.version in hashes, (
+        f"stock pack {pack.id} {pack.version} is not in tests/stock_packs.json: "
+        f'add "{pack.version}": "{pack.content_hash}"'
+    )
+    assert hashes[pack.version] == pack.content_hash, (
+        f"stock pack {pack.id} changed but is still version {pack.version}: raise `version` in "
+        f'its pack.yaml and add "<new version>": "{pack.content_hash}" to tests/stock_packs.json'
+    )
 
 
 def test_stock_pack_has_what_a_b2b_manufacturer_needs() -> None:

@@ -68,12 +68,13 @@ def bump(files: dict[str, str], version: str) -> dict[str, str]:
 def test_stock_pack_installs_lists_and_exports_round_trip(
     runner: CliRunner, tmp_path: Path
 ) -> None:
+    shipped = load_pack(stock_pack_dir()).version
     result = runner.invoke(main, ["pack", "install", str(stock_pack_dir())])
     assert result.exit_code == 0, result.output
-    assert "b2b_manufacturer 1.0.0 (new pack):" in result.output
+    assert f"b2b_manufacturer {shipped} (new pack):" in result.output
     assert "added    form deal" in result.output
     listed = runner.invoke(main, ["pack", "list"])
-    assert "b2b_manufacturer" in listed.output and "1.0.0" in listed.output
+    assert "b2b_manufacturer" in listed.output and shipped in listed.output
     for out in (tmp_path / "exported", tmp_path / "exported.zip"):
         assert runner.invoke(main, ["pack", "export", "b2b_manufacturer", str(out)]).exit_code == 0
         assert runner.invoke(main, ["pack", "validate", str(out)]).exit_code == 0
@@ -243,3 +244,49 @@ def test_demo_loads_a_believable_company(runner: CliRunner, sessions) -> None:  
     assert moves and sorted((r, f, t, at) for r, f, t, at in moves) == sorted(
         (r, c["stage"][0], c["stage"][1], at) for r, c, at in told
     )
+
+
+def _changed_stock_pack(tmp_path: Path) -> Path:
+    """A copy of the stock pack as a newer Quotaflow would ship it: a renamed label, a
+    higher version."""
+    import shutil
+
+    copy = tmp_path / "b2b_manufacturer"
+    shutil.copytree(stock_pack_dir(), copy)
+    manifest = copy / "pack.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    assert "en: B2B manufacturer sales" in text
+    version = load_pack(stock_pack_dir()).version
+    text = text.replace("en: B2B manufacturer sales", "en: B2B sales")
+    manifest.write_text(text.replace(f"version: {version}", "version: 99.0.0"), "utf-8")
+    return copy
+
+
+@pytest.mark.parametrize("published_by", ["demo", "admin"])
+def test_demo_if_empty_brings_an_untouched_stock_pack_up_to_date(  # type: ignore[no-untyped-def]
+    runner: CliRunner, sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_by
+) -> None:
+    # a demo database made by an older Quotaflow: the stock pack as it was, and its people
+    with db.transaction(sessions) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor=published_by)
+        add_user(session, username="admin", display_name="Admin", password="x" * 12)
+    shipped = load_pack(_changed_stock_pack(tmp_path))
+    monkeypatch.setattr("quotaflow.dbcli.stock_pack_dir", lambda: tmp_path / "b2b_manufacturer")
+
+    result = runner.invoke(main, ["demo", "--if-empty"])
+
+    assert result.exit_code == 0, result.output
+    assert "not loaded again" in result.output
+    with sessions() as session:
+        serving = active_version(session, "b2b_manufacturer")
+        versions = session.scalar(select(func.count()).select_from(PackVersion))
+    if published_by == "demo":  # nobody took the pack over: the shipped one replaces it
+        assert "Updated the demo's stock pack" in result.output
+        assert serving.content_hash == shipped.content_hash and versions == 2
+        assert serving.published_by == "demo"
+        again = runner.invoke(main, ["demo", "--if-empty"])
+        assert again.exit_code == 0 and "Updated" not in again.output
+    else:  # someone else published it: theirs stays, and the message says how to take ours
+        assert "is left as it is" in result.output
+        assert "quotaflow pack install" in result.output
+        assert serving.content_hash != shipped.content_hash and versions == 1

@@ -71,6 +71,42 @@ def run_gunicorn(factory: Callable[[], Any], options: dict[str, Any]) -> None:
     Server().run()
 
 
+DEMO_ACTOR = "demo"
+
+
+def refreshed_stock_pack(session: Any) -> list[str]:
+    """Bring a demo database's stock pack up to the one this Quotaflow ships, when nobody has
+    installed or published another version since the demo did; what happened, in lines.
+
+    Without it a demo database made by an older Quotaflow kept serving the older stock pack
+    (labels, formulas) after an update, and nothing said why. A version someone else
+    published is never replaced: that is their pack now."""
+    from quotaflow.packs.install import InstallRefused, install_pack
+    from quotaflow.packs.models import Pack
+    from quotaflow.packs.validate import load_pack
+
+    pack = load_pack(stock_pack_dir())
+    installed = session.get(Pack, pack.id)
+    current = installed.active_version if installed is not None else None
+    if current is None or current.content_hash == pack.content_hash:
+        return []
+    if current.published_by != DEMO_ACTOR:
+        return [
+            f"The stock pack {pack.id} shipped with this Quotaflow differs from the installed "
+            f"version {current.version} (published by {current.published_by}); it is left as "
+            f"it is. To take the shipped one: quotaflow pack install {stock_pack_dir()}"
+        ]
+    try:
+        plan = install_pack(session, pack, actor=DEMO_ACTOR)
+    except InstallRefused as refused:
+        return [
+            f"The stock pack {pack.id} shipped with this Quotaflow could not replace the "
+            "installed one; the demo keeps the installed version.",
+            str(refused),
+        ]
+    return ["Updated the demo's stock pack to the one this Quotaflow ships:", *plan.lines()]
+
+
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when a pack is already installed.")
 @click.option("--seed", default=2027, show_default=True, type=int)
@@ -94,6 +130,8 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
         has_users = session.scalar(select(User.id).limit(1)) is not None
         if if_empty and (installed_packs(session) or has_users):
             click.echo("The database already has data; demo not loaded again.")
+            for line in refreshed_stock_pack(session):
+                click.echo(line)
             if session.scalar(select(User.id).where(User.username == "admin")) is not None:
                 click.echo(
                     f"Demo logins: admin, head.of.sales, wang.fang (manager), li.wei (rep); "
@@ -106,7 +144,7 @@ def demo_command(if_empty: bool, seed: int, today: datetime | None) -> None:
                 "(point DATABASE_URL at a new one)."
             )
         pack = load_pack(stock_pack_dir())
-        install_pack(session, pack, actor="demo")
+        install_pack(session, pack, actor=DEMO_ACTOR)
         version = active_version(session, pack.id)
         from quotaflow.kpis import rollups
 
