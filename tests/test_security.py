@@ -194,7 +194,7 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/forms/b2b_manufacturer/deal/records?sort=title&q=walk", {}),
         SIGNED_IN,
     ),
-    ("records.export", "GET"): (
+    ("record_exports.download", "GET"): (
         lambda ids: ("/forms/b2b_manufacturer/deal/records.csv?sort=title", {}),
         SIGNED_IN,
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -28,7 +29,7 @@ from flask_babel import format_percent
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from quotaflow.config_cache import remembered
@@ -44,6 +45,7 @@ from quotaflow.packs.definitions import FieldDef, FormDef, label_text
 from quotaflow.packs.services import PackNotInstalled, active_pack, active_version_id
 from quotaflow.pipelines.services import pipeline_of
 from quotaflow.records.access import can_edit, can_view, visible_records
+from quotaflow.records.listing import ListQuery
 from quotaflow.records.models import Record
 from quotaflow.web import request_session
 from quotaflow.web.i18n import (
@@ -143,18 +145,33 @@ class Display:
             return _("Yes") if value else _("No")
         if kind == "rating":
             return f"{value} / {fdef.scale or 5}"
-        if kind == "user":
-            return self.users.get(as_int(value), f"#{value}")
-        if kind == "reference":
-            return self.records.get(as_int(value), f"#{value}")
+        if kind in ("user", "reference"):
+            names = self.users if kind == "user" else self.records
+            found = id_from(value)
+            return names.get(found, f"#{value}") if found is not None else f"#{value}"
         return str(value)
 
 
-def as_int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
+def listed_records(pack: CompiledPack, form: FormDef, query: ListQuery) -> Select[Any]:
+    """The form's records this person may see (deleted ones when the query asks for them):
+    the list page and its downloads."""
+    return visible_records(
+        request_session(), current_user, include_deleted=query.deleted,
+        role_capabilities=pack.role_capabilities,
+    ).where(Record.pack_id == pack.id, Record.form_id == form.id)  # fmt: skip
+
+
+def people_names(session: Session, ids: AbstractSet[int | None]) -> dict[int, str]:
+    """Display names of these users, by id."""
+    wanted = {i for i in ids if i is not None}
+    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
+    return {uid: name for uid, name in rows}
+
+
+def typed_values(form: FormDef, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's stored values as the form engine takes them (fields the form still has)."""
+    fields = {f.id: f for f in form.fields}
+    return {k: from_storage(fields[k], v) for k, v in stored.items() if k in fields}
 
 
 def display_for(
@@ -168,8 +185,9 @@ def display_for(
     for values in value_sets:
         for fdef in form.fields:
             target = user_ids if fdef.type == "user" else record_ids
-            if fdef.type in ("user", "reference") and as_int(values.get(fdef.id)) > 0:
-                target.add(as_int(values.get(fdef.id)))
+            found = id_from(values.get(fdef.id)) if fdef.type in ("user", "reference") else None
+            if found:
+                target.add(found)
     if user_ids:
         rows = session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
         show.users = {uid: name for uid, name in rows}
@@ -259,7 +277,7 @@ def field_options(
             )
             options[fdef.id] = users
         elif fdef.type == "reference":
-            kept = [as_int(keep.get(fdef.id))] if as_int(keep.get(fdef.id)) > 0 else []
+            kept = [found] if (found := id_from(keep.get(fdef.id))) else []
             options[fdef.id] = wtf.reference_options(
                 session, current_user, pack, fdef, keep=kept,
                 role_capabilities=pack.role_capabilities,

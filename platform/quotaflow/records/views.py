@@ -8,14 +8,11 @@ the record is pinned to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -24,21 +21,19 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel import to_user_timezone
 from flask_login import current_user
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quotaflow.appended import appended_together
 from quotaflow.audit import record_event
 from quotaflow.forms import wtf
 from quotaflow.forms.engine import evaluate_form
-from quotaflow.forms.values import from_storage
 from quotaflow.ids import id_from
-from quotaflow.org.models import Team, User
+from quotaflow.org.models import Team
 from quotaflow.org.services import team_on
 from quotaflow.packs.compiled import CompiledPack
-from quotaflow.packs.definitions import FieldDef, FormDef, label_text
+from quotaflow.packs.definitions import FieldDef, FormDef
 from quotaflow.packs.models import PackVersion
 from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.machine import change_needs_approval
@@ -50,9 +45,8 @@ from quotaflow.pipelines.services import (
     record_first_stage,
     request_change_approval,
 )
-from quotaflow.records import exporting
-from quotaflow.records.access import can_edit, visible_records
-from quotaflow.records.listing import ListQuery, every_row, list_page
+from quotaflow.records.access import can_edit
+from quotaflow.records.listing import ListQuery, list_page
 from quotaflow.records.models import Record, RecordHistory
 from quotaflow.records.pages import (
     FormPage,
@@ -62,14 +56,17 @@ from quotaflow.records.pages import (
     form_or_404,
     form_page,
     initial_stage,
+    listed_records,
     local_today,
     may_restore,
     nav_items,
     opened_version,
     pack_or_404,
+    people_names,
     quiet_blank_errors,
     record_or_404,
     stage_label,
+    typed_values,
     version_gone,
 )
 from quotaflow.records.services import (
@@ -100,7 +97,7 @@ def index(pack_id: str, form_id: str) -> ResponseReturnValue:
     restorable = may_restore(pack)
     query = ListQuery.from_args(request.args, deleted_allowed=restorable)
     session = request_session()
-    result = list_page(session, _listed(pack, form, query), form, query)
+    result = list_page(session, listed_records(pack, form, query), form, query)
     pipeline = pack.pipelines.get(pipeline_of(pack, form_id) or "")
     return render_template(
         "records/list.html", pack=pack, form=form, query=query, result=result,
@@ -108,80 +105,6 @@ def index(pack_id: str, form_id: str) -> ResponseReturnValue:
         stage_label=stage_label, show=display_for(pack, form, []),
         amount_field=_field(form, "amount"),
     )  # fmt: skip
-
-
-def _listed(pack: CompiledPack, form: FormDef, query: ListQuery) -> Select[Any]:
-    """The form's records this person may see (deleted ones when the query asks for them)."""
-    return visible_records(
-        request_session(), current_user, include_deleted=query.deleted,
-        role_capabilities=pack.role_capabilities,
-    ).where(Record.pack_id == pack.id, Record.form_id == form.id)  # fmt: skip
-
-
-@bp.get("/forms/<pack_id>/<form_id>/records.<fmt>")
-def export(pack_id: str, form_id: str, fmt: str) -> ResponseReturnValue:
-    """The list as a spreadsheet (CSV or Excel): the same filters and sort, every page."""
-    if fmt not in exporting.FORMATS:
-        abort(404)
-    pack = pack_or_404(pack_id)
-    form = form_or_404(pack, form_id)
-    query = ListQuery.from_args(request.args, deleted_allowed=may_restore(pack))
-    session = request_session()
-    limit = int(current_app.config.get("EXPORT_MAX_ROWS", 50_000))
-    records = every_row(session, _listed(pack, form, query), form, query, limit + 1)
-    if len(records) > limit:
-        flash(
-            _("More than %(limit)d records match: narrow the filters (dates, owner, stage) and "
-              "download again.", limit=limit),
-            "error",
-        )  # fmt: skip
-        shown: Any = query.args()
-        return redirect(url_for("records.index", pack_id=pack.id, form_id=form.id, **shown))
-    sheet = exporting.records_sheet(
-        form, records, _names(pack, form, records), current_language(), _export_headers(),
-        local_time=to_user_timezone,
-        computed=lambda r: _computed(pack, form, r),
-    )  # fmt: skip
-    title = label_text(form.label, current_language(), form.id)
-    body = exporting.csv_bytes(sheet) if fmt == "csv" else exporting.xlsx_bytes(sheet, title)
-    record_event(
-        session, actor=current_user.username, action="records_export", object_type="form",
-        object_id=f"{pack.id}/{form.id}",
-        details={"format": fmt, "rows": len(records), **query.args(page=1)},
-    )  # fmt: skip
-    session.commit()
-    name = exporting.file_name(form.id, local_today(), fmt)
-    return Response(
-        body,
-        content_type=exporting.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def _names(pack: CompiledPack, form: FormDef, records: list[Record]) -> exporting.Names:
-    """Who and what the exported cells name: owners and people fields, teams, references."""
-    session = request_session()
-    show = display_for(pack, form, [r.values for r in records])
-    owners = _people(session, {r.owner_id for r in records} - show.users.keys())
-    team_ids = {r.team_id for r in records if r.team_id}
-    rows = session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids)))
-    teams = {tid: name for tid, name in rows}
-    return exporting.Names(
-        people={**show.users, **owners}, teams=teams, records=show.records,
-        stage=lambda stage: stage_label(pack, form.id, stage),
-    )  # fmt: skip
-
-
-def _computed(pack: CompiledPack, form: FormDef, record: Record) -> dict[str, Any]:
-    """A record's values with its computed fields worked out from its inputs."""
-    return evaluate_form(pack, form.id, _typed(form, record.values), stage=record.stage).values
-
-
-def _export_headers() -> dict[str, str]:
-    return {
-        "id": _("ID"), "owner": _("Owner"), "team": _("Team"), "stage": _("Stage"),
-        "created": _("Created"), "updated": _("Last changed"),
-    }  # fmt: skip
 
 
 def _field(form: FormDef, field_id: str) -> FieldDef | None:
@@ -293,10 +216,11 @@ def view(record_id: int) -> ResponseReturnValue:
         for h in history
         for i in (0, 1)
     ]
-    names = _people(session, {record.owner_id, *(h.changed_by for h in history if h.changed_by)})
+    authors = {h.changed_by for h in history if h.changed_by}
+    names = people_names(session, {record.owner_id, *authors})
     team = session.get(Team, record.team_id) if record.team_id else None
     version = session.get(PackVersion, record.pack_version_id)
-    shown = evaluate_form(pack, form.id, _typed(form, record.values), stage=record.stage)
+    shown = evaluate_form(pack, form.id, typed_values(form, record.values), stage=record.stage)
     # a record that came in without its computed values (an import, the demo) shows them
     # worked out from its own inputs by its own version; a stored one is shown as saved
     values = {
@@ -327,12 +251,6 @@ def _pinned(record: Record) -> CompiledPack:
     return pack
 
 
-def _people(session: Session, ids: AbstractSet[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
-    return {uid: name for uid, name in rows}
-
-
 # --- edit ------------------------------------------------------------------------------------
 
 
@@ -346,11 +264,6 @@ def _edit_pack(record: Record) -> tuple[CompiledPack, int]:
     return _pinned(record), record.pack_version_id
 
 
-def _typed(form: FormDef, stored: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {f.id: f for f in form.fields}
-    return {k: from_storage(fields[k], v) for k, v in stored.items() if k in fields}
-
-
 @bp.get("/records/<int:record_id>/edit")
 def edit(record_id: int) -> ResponseReturnValue:
     """The record's form with its saved values and version number."""
@@ -362,7 +275,7 @@ def edit(record_id: int) -> ResponseReturnValue:
     pack, version_id = _edit_pack(record)
     form = pack.forms[record.form_id]
     page = form_page(pack, version_id, record.form_id, stage=record.stage,
-                 values=_typed(form, record.values), check=False)  # fmt: skip
+                 values=typed_values(form, record.values), check=False)  # fmt: skip
     if pending_approval(request_session(), record.id) is not None:  # said before typing
         page.state.form_errors.append(
             _("This deal is waiting for an approval: change it once that is decided.")
@@ -428,7 +341,7 @@ def _change_needing_approval(
     pipeline_id = pipeline_of(pack, record.form_id)
     if pipeline_id is None or record.stage is None:
         return None
-    before = _typed(page.form, record.values)
+    before = typed_values(page.form, record.values)
     needed = change_needs_approval(
         pack, pipeline_id, record.stage, before, page.state.values,
         locale=current_language(), today=local_today(),
@@ -469,7 +382,7 @@ def _conflict(page: FormPage, exc: EditConflict) -> str:
     rows = [
         (fdef, exc.current.get(fdef.id), exc.submitted.get(fdef.id)) for fdef in page.form.fields
     ]
-    names = _people(session, {current.owner_id})
+    names = people_names(session, {current.owner_id})
     return render_template(
         "records/conflict.html", page=page, record=current, version_no=current.version_no,
         rows=rows, names=names,

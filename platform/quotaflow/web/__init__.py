@@ -37,6 +37,9 @@ def init_app(app: Flask) -> None:
     from quotaflow.records import import_views
 
     app.register_blueprint(import_views.bp)  # /admin/import: upload, map, check, import
+    from quotaflow.records import export_views
+
+    app.register_blueprint(export_views.bp)  # a list as .xlsx / .csv
     app.teardown_appcontext(_close_session)
     app.wsgi_app = _StampAsker(app, app.extensions["quotaflow.engine"])  # type: ignore[method-assign]
     _init_foundation(app)
