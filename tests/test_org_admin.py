@@ -159,6 +159,10 @@ def test_admin_adds_a_team_and_moves_it_under_another(app: Flask, auth: AuthActi
         refused = auth.post("/admin/teams", {"key": key, "name": "Again", "parent": ""})
         text = refused.get_data(as_text=True)
         assert refused.status_code == 400 and message in text and 'value="Again"' in text
+    auth.post("/locale", {"locale": "zh", "next": "/"})  # and said in the reader's language
+    refused = auth.post("/admin/teams", {"key": "north", "name": "Again", "parent": ""})
+    assert "标识为“north”的团队已存在" in refused.get_data(as_text=True)
+    auth.post("/locale", {"locale": "en", "next": "/"})
     page = auth.client.get(f"/admin/teams/{org['east']}").get_data(as_text=True)
     members = re.search(r'<ul data-testid="members">(.*?)</ul>', page, re.S)
     assert members is not None and f'href="/admin/users/{org["li"]}"' in members.group(1)

@@ -126,6 +126,36 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     )
 
 
+def test_a_refused_move_is_explained_in_the_readers_language(
+    app: Flask,
+    client: FlaskClient,
+    auth,
+    deal: int,  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import select
+
+    from quotaflow.org.models import User
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+        session.scalars(select(User).where(User.username == "li.wei")).one().locale = "zh"
+    auth.login("li.wei")
+    version = _record(app, deal).version_no
+    same = auth.post(
+        f"/records/{deal}/move",
+        {"to": "needs_confirmed", "version": version},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "记录已经在这个阶段" in same and "already in this stage" not in same
+    stale = auth.post(
+        f"/records/{deal}/move",
+        {"to": "quotation", "version": version + 1},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "你打开后有人修改了这条记录" in stale and "reload it" not in stale
+    assert _record(app, deal).stage == "needs_confirmed"
+
+
 def test_the_deal_list_and_the_board_link_to_each_other(
     client: FlaskClient, auth, deal: int
 ) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,8 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
+from quotaflow.errors import QuotaflowError
+
 CATALOGS = Path(__file__).resolve().parent / "translations"
 
 
@@ -37,3 +39,22 @@ def translate(locale: str | None, msgid: str, **params: Any) -> str:
     base = (locale or "en").replace("-", "_").split("_")[0]
     text = _catalog(base).get(msgid, msgid) if base != "en" else msgid
     return text.format(**params) if params else text
+
+
+class LocalizedError(QuotaflowError):
+    """A refusal whose message is an `N_` template: str() is English (logs, the CLI), and a
+    page shows `in_locale(the reader's language)`."""
+
+    def __init__(self, msgid: str, /, **params: Any) -> None:
+        super().__init__(msgid.format(**params) if params else msgid)
+        self.msgid = msgid
+        self.params = params
+
+    def in_locale(self, locale: str | None) -> str:
+        return translate(locale, self.msgid, **self.params)
+
+
+def said_in(locale: str | None, exc: BaseException) -> str:
+    """An error's message in `locale` when it carries a template, else as it was raised."""
+    in_locale = getattr(exc, "in_locale", None)
+    return str(in_locale(locale)) if callable(in_locale) else str(exc)

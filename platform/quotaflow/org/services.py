@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from quotaflow.config_cache import remembered
-from quotaflow.errors import QuotaflowError
+from quotaflow.messages import N_, LocalizedError
 from quotaflow.org.models import Membership, Team, User
 
 
-class OrgError(QuotaflowError):
+class OrgError(LocalizedError):
     """A user or team change that cannot be made as asked."""
 
 
@@ -41,7 +41,7 @@ def add_user(
 ) -> User:
     """Create a user; usernames are unique."""
     if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-        raise OrgError(f"a user named '{username}' already exists")
+        raise OrgError(N_("a user named '{username}' already exists"), username=username)
     user = User(
         username=username,
         display_name=display_name,
@@ -62,13 +62,16 @@ def add_team(session: Session, *, key: str, name: str, parent: Team | None) -> T
     """A new team under `parent` (None: a top-level unit); keys are unique and stay as given."""
     if not TEAM_KEY_RE.match(key):
         raise OrgError(
-            f"'{key}' is not a team key: use lower-case letters, digits, '.', '_' or '-' "
-            "(starting with a letter or digit, at most 80)"
+            N_(
+                "'{key}' is not a team key: use lower-case letters, digits, '.', '_' or '-' "
+                "(starting with a letter or digit, at most 80)"
+            ),
+            key=key,
         )
     if team_by_key(session, key) is not None:
-        raise OrgError(f"a team with the key '{key}' already exists")
+        raise OrgError(N_("a team with the key '{key}' already exists"), key=key)
     if not name.strip():
-        raise OrgError("a team needs a name")
+        raise OrgError(N_("a team needs a name"))
     team = Team(key=key, name=name.strip(), parent_id=parent.id if parent else None)
     session.add(team)
     session.flush()
@@ -80,9 +83,10 @@ def change_team(session: Session, team: Team, *, name: str, parent: Team | None)
     records follows the tree as it is now, so the new parent's managers see them from then
     on. A team cannot go under itself or one of its own sub-teams."""
     if parent is not None and parent.id in team_and_subteams(session, team.id):
-        raise OrgError(f"{team.name} cannot go under {parent.name}: that is part of {team.name}")
+        cycle = N_("{team} cannot go under {parent}: that is part of {team}")
+        raise OrgError(cycle, team=team.name, parent=parent.name)
     if not name.strip():
-        raise OrgError("a team needs a name")
+        raise OrgError(N_("a team needs a name"))
     team.name = name.strip()
     team.parent_id = parent.id if parent else None
     session.flush()
@@ -109,7 +113,8 @@ def add_membership(
 ) -> Membership:
     """Put a user in a team with a role from `valid_from` until (excluding) `valid_to`."""
     if valid_to is not None and valid_to <= valid_from:
-        raise OrgError(f"membership of {user.username} in {team.key} ends before it starts")
+        backwards = N_("membership of {user} in {team} ends before it starts")
+        raise OrgError(backwards, user=user.username, team=team.key)
     membership = Membership(
         user_id=user.id, team_id=team.id, role=role, valid_from=valid_from, valid_to=valid_to
     )
@@ -130,8 +135,13 @@ def move_user(session: Session, user: User, *, team: Team, role: str, on: date) 
     ).first()
     if later is not None:
         raise OrgError(
-            f"{user.username} already has a membership starting {later.valid_from.isoformat()},"
-            f" after {on.isoformat()}: choose a date from {later.valid_from.isoformat()} on"
+            N_(
+                "{user} already has a membership starting {later}, after {on}: choose a date "
+                "from {later} on"
+            ),
+            user=user.username,
+            later=later.valid_from.isoformat(),
+            on=on.isoformat(),
         )
     for running in session.scalars(select(Membership).where(*_valid_on(user.id, on))):
         if running.valid_from == on:
@@ -197,8 +207,11 @@ def check_username(username: str) -> str:
     """The username when it is 2-80 lower-case letters, digits, '.', '_' or '-'; else OrgError."""
     if not USERNAME_RE.match(username):
         raise OrgError(
-            f"username '{username}' must be 2-80 characters: lower-case letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit"
+            N_(
+                "username '{username}' must be 2-80 characters: lower-case letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            ),
+            username=username,
         )
     return username
 
@@ -208,14 +221,14 @@ def check_email(email: str | None) -> str | None:
     if not email:
         return None
     if not EMAIL_RE.match(email):
-        raise OrgError(f"'{email}' is not an e-mail address")
+        raise OrgError(N_("'{email}' is not an e-mail address"), email=email)
     return email
 
 
 def check_password(password: str) -> str:
     """The password when long enough; else OrgError."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OrgError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise OrgError(N_("a password needs at least {n} characters"), n=MIN_PASSWORD_LENGTH)
     return password
 
 

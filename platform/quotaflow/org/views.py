@@ -17,6 +17,7 @@ from quotaflow.audit import record_event
 from quotaflow.auth import SignedInUser, admin_required
 from quotaflow.auth.services import Outcome, change_own_password
 from quotaflow.auth.views import client_ip, policy
+from quotaflow.messages import said_in
 from quotaflow.org.forms import (
     AddUserForm,
     ChangePasswordForm,
@@ -83,7 +84,7 @@ def add() -> ResponseReturnValue:
             )
     except OrgError as exc:
         db.rollback()
-        form.username.errors = [*form.username.errors, str(exc)]
+        form.username.errors = [*form.username.errors, said_in(current_language(), exc)]
         return _users_page(form), 400
     _audit("user_add", user, team=form.team.data or "", role=form.role.data or "")
     db.commit()
@@ -113,7 +114,7 @@ def move(user_id: int) -> ResponseReturnValue:
         move_user(db, user, team=team, role=form.role.data, on=form.valid_from.data)
     except OrgError as exc:
         db.rollback()
-        form.valid_from.errors = [*form.valid_from.errors, str(exc)]
+        form.valid_from.errors = [*form.valid_from.errors, said_in(current_language(), exc)]
         return _user_page(user, form, SetPasswordForm()), 400
     _audit("user_move", user, team=team.key, role=form.role.data,
            valid_from=form.valid_from.data.isoformat())  # fmt: skip
@@ -137,7 +138,7 @@ def password(user_id: int) -> ResponseReturnValue:
     try:
         set_password(user, form.password.data)
     except OrgError as exc:
-        form.password.errors = [*form.password.errors, str(exc)]
+        form.password.errors = [*form.password.errors, said_in(current_language(), exc)]
         return _user_page(user, _move_form(), form), 400
     _audit("user_password", user)
     request_session().commit()
@@ -180,7 +181,7 @@ def add_team_view() -> ResponseReturnValue:
         team = add_team(db, key=form.key.data, name=form.name.data, parent=_parent(form))
     except OrgError as exc:
         db.rollback()
-        form.key.errors = [*form.key.errors, str(exc)]
+        form.key.errors = [*form.key.errors, said_in(current_language(), exc)]
         return _teams_page(form), 400
     _audit_team("team_add", team)
     db.commit()
@@ -214,7 +215,7 @@ def change_team_view(team_id: int) -> ResponseReturnValue:
         change_team(db, team, name=form.name.data, parent=_parent(form))
     except OrgError as exc:
         db.rollback()
-        form.parent.errors = [*form.parent.errors, str(exc)]
+        form.parent.errors = [*form.parent.errors, said_in(current_language(), exc)]
         return _team_page(team, form), 400
     _audit_team("team_change", team)
     db.commit()
@@ -386,7 +387,7 @@ def change_password() -> ResponseReturnValue:
         )
     except OrgError as exc:
         db.rollback()
-        form.password.errors = [*form.password.errors, str(exc)]
+        form.password.errors = [*form.password.errors, said_in(current_language(), exc)]
         return _account_page(form), 400
     db.commit()  # a failure counts towards the sign-in limit: kept whatever the outcome
     if result.outcome is Outcome.THROTTLED:

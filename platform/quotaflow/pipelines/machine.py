@@ -13,6 +13,7 @@ from typing import Any
 
 from quotaflow.expressions import ExpressionError
 from quotaflow.forms.engine import evaluate_form
+from quotaflow.messages import N_, translate
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import PipelineDef, StageDef, label_text
 
@@ -83,17 +84,24 @@ def check_move(
     pipeline = pack.pipelines[pipeline_id]
     ids = [s.id for s in pipeline.stages]
     if to_stage not in ids:
-        return MoveCheck(False, f"'{to_stage}' is not a stage of this pipeline")
+        refusal = N_("'{stage}' is not a stage of this pipeline")
+        return MoveCheck(False, translate(locale, refusal, stage=to_stage))
     if to_stage == from_stage:
-        return MoveCheck(False, "the record is already in this stage")
+        return MoveCheck(False, translate(locale, N_("the record is already in this stage")))
     if is_closed(pipeline, from_stage):
         if not may_reopen:
-            return MoveCheck(False, "this record is closed; reopening it needs a manager")
+            closed = N_("this record is closed; reopening it needs a manager")
+            return MoveCheck(False, translate(locale, closed))
     elif not _transition_allowed(pack, pipeline, values, from_stage, to_stage, today):
+        refusal = N_("cannot move from {from_stage} to {to_stage}")
         return MoveCheck(
             False,
-            f"cannot move from {_name(pipeline, from_stage, locale)} "
-            f"to {_name(pipeline, to_stage, locale)}",
+            translate(
+                locale,
+                refusal,
+                from_stage=_name(pipeline, from_stage, locale),
+                to_stage=_name(pipeline, to_stage, locale),
+            ),
         )
     stage_index = ids.index(to_stage)
     target = pipeline.stages[stage_index]

@@ -14,8 +14,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from quotaflow.appended import append_rows
 from quotaflow.audit import record_event
 from quotaflow.db import insert_many
-from quotaflow.errors import QuotaflowError
 from quotaflow.forms.values import FieldValueError, Raw, from_storage, parse_value, to_storage
+from quotaflow.messages import N_, LocalizedError
 from quotaflow.org.models import Membership
 from quotaflow.org.roles import Capability, Person, capabilities_of
 from quotaflow.packs.compiled import CompiledPack
@@ -40,7 +40,7 @@ from quotaflow.timeutil import utcnow
 STAGE_MOVES = cast(Table, StageMove.__table__)
 
 
-class MoveRefused(QuotaflowError):
+class MoveRefused(LocalizedError):
     """The move cannot happen as asked; `check` and `field_errors` say exactly why."""
 
     def __init__(
@@ -48,17 +48,18 @@ class MoveRefused(QuotaflowError):
         message: str,
         check: MoveCheck | None = None,
         field_errors: dict[str, str] | None = None,
+        **params: Any,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, **params)
         self.check = check
         self.field_errors = field_errors or {}
 
 
-class MoveConflict(QuotaflowError):
+class MoveConflict(LocalizedError):
     """Someone else changed or moved the record first."""
 
 
-class ApprovalError(QuotaflowError):
+class ApprovalError(LocalizedError):
     """The approval cannot be decided by this person or is no longer pending."""
 
 
@@ -102,11 +103,11 @@ def move_record(
         raise RecordNotFound(f"record {record_id} does not exist or was deleted")
     pipeline_id = pipeline_of(pack, record.form_id)
     if pipeline_id is None or record.stage is None:
-        raise MoveRefused("records of this form do not move through a pipeline")
+        raise MoveRefused(N_("records of this form do not move through a pipeline"))
     if record.version_no != expected_version:
-        raise MoveConflict("someone else changed this record since you opened it; reload it")
+        raise MoveConflict(N_("someone else changed this record since you opened it; reload it"))
     if pending_approval(session, record.id) is not None:
-        raise MoveRefused("this record is waiting for approval; it moves when that is decided")
+        raise MoveRefused(N_("this record is waiting for approval; it moves when that is decided"))
     fields = {f.id: f for f in pack.forms[record.form_id].fields}
     values = typed_values(pack, record.form_id, record.values)
     # a move takes values only for the fields that decide it (missing ones, what its rules
@@ -125,9 +126,9 @@ def move_record(
             try:
                 given[name] = parse_value(fields[name], raw)
             except FieldValueError as exc:
-                errors[name] = str(exc)
+                errors[name] = exc.in_locale(locale)
     if errors:
-        raise MoveRefused("some values cannot be read", field_errors=errors)
+        raise MoveRefused(N_("some values cannot be read"), field_errors=errors)
     values.update(given)
     check = check_move(
         pack,
@@ -233,7 +234,7 @@ def _flush(session: Session) -> None:
     except StaleDataError:
         session.rollback()
         raise MoveConflict(
-            "someone else moved or changed this record at the same time; reload it"
+            N_("someone else moved or changed this record at the same time; reload it")
         ) from None
 
 
@@ -318,7 +319,8 @@ def request_change_approval(
     machine.change_needs_approval): the record keeps its values until an approver agrees; the
     request carries the new ones and the record's version it was made on."""
     if pending_approval(session, record.id) is not None:
-        raise ApprovalError("this record is waiting for approval; change it once that is decided")
+        waiting = N_("this record is waiting for approval; change it once that is decided")
+        raise ApprovalError(waiting)
     assert record.stage is not None
     record.updated_at = utcnow()  # bumps the version: an edit on the old page now conflicts
     _flush(session)
@@ -353,20 +355,22 @@ def decide_approval(
     """Approve (the move happens) or reject (the record stays) with a comment; both are audited."""
     approval = session.get(Approval, approval_id)
     if approval is None or approval.status != "pending":
-        raise ApprovalError("this approval was already decided or does not exist")
+        raise ApprovalError(N_("this approval was already decided or does not exist"))
     if not may_decide(session, approver, approval, today=today):
-        raise ApprovalError("you may not decide this approval")
+        raise ApprovalError(N_("you may not decide this approval"))
     record = session.get(Record, approval.record_id)
     assert record is not None
     change = approval.is_change
     if approve and record.deleted_at is not None:
-        raise ApprovalError("the record was deleted since the request; it no longer applies")
+        raise ApprovalError(N_("the record was deleted since the request; it no longer applies"))
     if approve and record.stage != approval.from_stage:
-        raise ApprovalError("the record has moved since the request; it no longer applies")
+        raise ApprovalError(N_("the record has moved since the request; it no longer applies"))
     if approve and change and record.version_no != approval.record_version:
         raise ApprovalError(
-            "the record was changed since the request; it no longer applies: reject it, and "
-            "the change can be asked for again"
+            N_(
+                "the record was changed since the request; it no longer applies: reject it, "
+                "and the change can be asked for again"
+            )
         )
     approval.status = "approved" if approve else "rejected"
     approval.decided_by, approval.decided_at, approval.comment = approver.id, utcnow(), comment

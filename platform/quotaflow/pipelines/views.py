@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from quotaflow.appended import appended_together
 from quotaflow.errors import QuotaflowError
 from quotaflow.ids import id_from
+from quotaflow.messages import said_in
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import Capability, capabilities_of
 from quotaflow.org.services import team_and_subteams
@@ -163,11 +164,11 @@ def move(record_id: int) -> ResponseReturnValue:
         if exc.field_errors or (check is not None and (check.missing or check.rule_errors)):
             # asking for the missing fields is the next step of the move, not a failure: 200
             return _ask_for_fields(pack, record_id, to_stage, exc, extra, back)
-        flash(str(exc), "error")
+        flash(said_in(_locale(), exc), "error")
         return redirect(_same_site(back))
     except MoveConflict as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(said_in(_locale(), exc), "error")
         return redirect(_same_site(back))
     if result.status == "pending_approval":
         flash(_("Sent for approval: the deal moves when it is approved."), "info")
@@ -336,7 +337,7 @@ def decide(approval_id: int) -> ResponseReturnValue:
         session.commit()
     except (ApprovalError, MoveConflict) as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(said_in(_locale(), exc), "error")
         return redirect(url_for("pipelines.approvals"))
     flash(_("Approved: the deal moved on.") if approve else _("Rejected: the rep is told."), "info")
     return redirect(url_for("pipelines.approvals"))
@@ -497,5 +498,5 @@ def _linked_records(session: Session, pack: CompiledPack, record: Record) -> lis
 
 @bp.errorhandler(QuotaflowError)
 def _domain_error(exc: QuotaflowError) -> ResponseReturnValue:
-    flash(str(exc), "error")
+    flash(said_in(_locale(), exc), "error")
     return redirect(request.referrer and _same_site(request.referrer) or url_for("core.home"))
