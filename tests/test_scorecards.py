@@ -118,6 +118,27 @@ def test_a_blank_kpi_can_be_excluded_and_its_weight_shared(tmp_path: Path) -> No
     assert sum(i.contribution for i in result.items) == pytest.approx(result.final_score)
 
 
+def test_a_kpi_with_nothing_to_measure_or_to_measure_against_is_blank_not_capped(
+    tmp_path: Path,
+) -> None:
+    # A new rep: no sales yet, no target yet, no deals to take a win rate of. MIN(actual /
+    # target, 1.2) skips the blank quotient and would give the cap, 120, to exactly them.
+    pack = load_pack(stock_pack_dir())
+    new_rep = {"won_revenue": 0, "payment_collected": 0, "visits": 0, "training": 3}
+    items = {i.id: i for i in score_card(pack, "account_manager_monthly", new_rep).items}
+    assert items["won_revenue"].target is None and items["won_revenue"].score == 0
+    assert items["win_rate"].actual is None and items["win_rate"].score == 0
+    assert items["payment_collected"].score == 0  # a target, and nothing collected: 0 of it
+    # under `blank: exclude` they are left out instead, their weight shared with the rest
+    result = score_card(card_pack(tmp_path, "exclude"), "card", {"visits": 40, "calls": 50})
+    scored = {i.id: i for i in result.items}
+    assert scored["won_revenue"].excluded and scored["visits"].effective_weight == 100
+    # a floor that reads the attainment does not lift a blank actual either (was 50)
+    assert scored["calls"].score == 50 and not scored["calls"].excluded
+    blank_calls = score_card(card_pack(tmp_path / "b", "exclude"), "card", {"visits": 40})
+    assert {i.id: i for i in blank_calls.items}["calls"].excluded
+
+
 def test_a_wholly_blank_group_shares_its_weight_among_the_others(tmp_path: Path) -> None:
     pack = card_pack(tmp_path, "exclude", floor="attainment * 100")
     result = score_card(pack, "card", {"won_revenue": 500, "visits": 40})

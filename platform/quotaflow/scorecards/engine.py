@@ -214,6 +214,11 @@ def _item_score(
         )
         names: dict[str, Any] = {"actual": actual, "target": target, "attainment": attainment}
         kind = "kpi"
+        if actual is None or (not target and rule.names & {"target", "attainment"}):
+            # Nothing to measure, or nothing to measure against: the item is blank and follows
+            # the card's policy. Left to its rule, MIN(actual / target, 1.2) would skip the
+            # blank quotient and give the cap: 120 to a new rep who has no target yet.
+            return actual, target, attainment, _blank_score(policy), kind
     elif item.manual is not None:
         low, high = item.scale or (1, 5)
         actual, target, attainment = _decimal(inputs.get(item_id(item, index))), None, None
@@ -231,5 +236,10 @@ def _item_score(
         kind = "formula"
     score = _decimal(_evaluate(rule, names))
     if score is None:
-        return actual, target, attainment, (None if policy == "exclude" else Decimal(0)), kind
+        return actual, target, attainment, _blank_score(policy), kind
     return actual, target, attainment, score, kind
+
+
+def _blank_score(policy: str) -> Decimal | None:
+    """A blank item's score: 0, or None (left out) under `blank: exclude`."""
+    return None if policy == "exclude" else Decimal(0)
