@@ -319,6 +319,12 @@ def test_forced_distribution_warns_with_the_numbers(world: World) -> None:
         # ann 114 (S), bob 0.7*93.33+30 = 95.33 (A), cai 0 + 30 = 30 (C), dan 0 (C)
         assert calib.overall == {"S": 1, "A": 1, "C": 2}
         assert calib.by_team["East"] == {"S": 1, "A": 1, "C": 1}
+        # a sub-team added under East (nobody in it yet) leaves East's people in East
+        east = session.scalars(select(Team).where(Team.name == "East")).one()
+        session.add(Team(key="east-new", name="East new", parent_id=east.id))
+        session.flush()
+        again = cycle.calibration(session, pack, row, results)
+        assert again.by_team == calib.by_team and "—" not in again.by_team
         assert calib.warnings == (
             "1 of 4 people (25%) have grade S; the scheme allows at most 10% (0)",
         )
@@ -394,6 +400,10 @@ def test_a_manager_rates_from_the_page_and_keeps_input_on_error(world: World, au
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
     assert "choose a rating before submitting" in html and "Needs coaching" in html
+    auth.post("/locale", {"locale": "zh", "next": "/"})  # said in the reader's language
+    html = auth.post(url, {"rating-training": "11", "submit": "1"}).get_data(as_text=True)
+    assert "请选择 1 到 5 之间的整数" in html and "whole number" not in html
+    auth.post("/locale", {"locale": "en", "next": "/"})
     assert (
         auth.post(
             url, {"rating-training": "3", "comment-training": "Needs coaching", "submit": "1"}

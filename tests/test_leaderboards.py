@@ -262,6 +262,16 @@ def test_team_board_ranks_the_teams_where_reps_sit(world: World) -> None:
     ]
 
 
+def test_a_new_empty_sub_team_neither_hides_its_parent_nor_joins_the_board(world: World) -> None:
+    with db.transaction(world.sessions) as session:
+        session.add(Team(key="north-ka", name="North KA", parent_id=world.teams["north"]))
+    board = world.board("teams", parse_period("2026-Q4"))
+    assert [(r.name, r.value) for r in board.rows] == [
+        ("South", Decimal("2000.00")),
+        ("North", Decimal("950.00")),  # its reps sit in North, not in the new sub-team
+    ]
+
+
 def test_unknown_board_and_team_are_refused(world: World) -> None:
     with pytest.raises(LeaderboardError, match="no leaderboard 'nope'.*sellers"):
         world.board("nope")

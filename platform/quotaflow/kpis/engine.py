@@ -28,7 +28,7 @@ using TODAY(), a stale set) queries the records. Results are cached per process 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
@@ -206,13 +206,26 @@ class OrgSnapshot:
 
     def members_on(self, period: Period, roles: Collection[str] | None = None) -> set[int]:
         """Users with a membership overlapping the period (of these roles, when given)."""
-        return {
-            user_id
-            for user_id, _team, role, start, end in self.memberships
-            if start <= period.end
-            and (end is None or end > period.start)
-            and (roles is None or role in roles)
-        }
+        return {user_id for user_id, *_rest in self._overlapping(period, roles)}
+
+    def home_teams(self, period: Period, roles: Collection[str] | None = None) -> dict[int, int]:
+        """Each such member's own team in the period (not its parents): the team of their
+        latest membership overlapping it. Where a person sits, whatever the tree has above or
+        below that team (a new, empty sub-team does not take its parent's people)."""
+        latest: dict[int, tuple[date, int]] = {}
+        for user_id, team_id, _role, start, _end in self._overlapping(period, roles):
+            if user_id not in latest or start >= latest[user_id][0]:
+                latest[user_id] = (start, team_id)
+        return {user_id: team_id for user_id, (_start, team_id) in latest.items()}
+
+    def _overlapping(
+        self, period: Period, roles: Collection[str] | None
+    ) -> Iterator[tuple[int, int, str, date, date | None]]:
+        for membership in self.memberships:
+            _user, _team, role, start, end = membership
+            if start <= period.end and (end is None or end > period.start):
+                if roles is None or role in roles:
+                    yield membership
 
 
 # --- the engine -------------------------------------------------------------------------------

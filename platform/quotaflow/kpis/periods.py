@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from quotaflow.errors import QuotaflowError
+from quotaflow.messages import N_, LocalizedError
 
 PeriodKind = Literal["day", "week", "month", "quarter", "half", "year", "fiscal_year", "custom"]
 SubKind = Literal["day", "week", "month", "quarter"]
@@ -32,7 +32,7 @@ FORMS = (
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
-class PeriodError(QuotaflowError):
+class PeriodError(LocalizedError):
     """Text that is not a period, or a period that cannot be split as asked."""
 
 
@@ -313,8 +313,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 
 def _refuse(text: str, why: str = "") -> PeriodError:
-    reason = f" ({why})" if why else ""
-    return PeriodError(f"'{text}' is not a period{reason}: use {FORMS}")
+    if why:
+        refusal = N_("'{text}' is not a period ({why}): use {forms}")
+        return PeriodError(refusal, text=text, why=why, forms=FORMS)
+    return PeriodError(N_("'{text}' is not a period: use {forms}"), text=text, forms=FORMS)
 
 
 def _day(text: str, original: str) -> date:

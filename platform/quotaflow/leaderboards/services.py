@@ -168,11 +168,10 @@ def _scope(
             for (user, team) in org.intervals(period)
             if team == team_id and user in org.members_on(period, engine.rep_roles())
         )
-    parents = {t[2] for t in org.teams.values()}
-    leaves = [tid for tid in org.teams if tid not in parents]
+    seated = set(org.home_teams(period, engine.rep_roles()).values())
     if team_id is None:
-        return sorted(leaves)
-    return sorted(t for t in leaves if team_id in org.ancestors.get(t, ()))
+        return sorted(seated)
+    return sorted(t for t in seated if team_id in org.ancestors.get(t, ()))
 
 
 def _awards(

@@ -19,9 +19,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from quotaflow.audit import record_event
-from quotaflow.errors import QuotaflowError
 from quotaflow.kpis.engine import KpiEngine
 from quotaflow.kpis.periods import Period, parse_period
+from quotaflow.messages import N_, LocalizedError, translate
 from quotaflow.org.models import User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import ScorecardDef, ScoreItemDef
@@ -40,7 +40,14 @@ from quotaflow.timeutil import utcnow
 RATERS = ("self", "manager")
 
 
-class AppraisalError(QuotaflowError):
+WHOLE_NUMBER = N_("choose a whole number from {low} to {high}")
+TOO_MANY = N_(
+    "{count} of {total} people ({part}) have grade {grade}; the scheme allows at most {share} "
+    "({allowed})"
+)
+
+
+class AppraisalError(LocalizedError):
     """A step of the cycle that is not allowed now, or not for this person."""
 
 
@@ -204,17 +211,18 @@ class Calibration:
 
 
 def calibration(
-    session: Session, pack: CompiledPack, row: AppraisalPeriod, results: Mapping[int, Shown]
+    session: Session,
+    pack: CompiledPack,
+    row: AppraisalPeriod,
+    results: Mapping[int, Shown],
+    locale: str = "en",
 ) -> Calibration:
     card = pack.scorecards[row.scorecard_id]
     grades = tuple(g.grade for g in sorted(card.grades, key=lambda g: g.min, reverse=True))
     engine = KpiEngine(session, pack)
     period = period_of(row, pack)
-    parents = {t[2] for t in engine.org.teams.values()}
-    team_of: dict[int, str] = {}
-    for user, team in engine.org.intervals(period):
-        if team not in parents:
-            team_of[user] = engine.org.teams[team][1]
+    teams = engine.org.teams
+    team_of = {user: teams[team][1] for user, team in engine.org.home_teams(period).items()}
     by_team: dict[str, Counter[str]] = {}
     overall: Counter[str] = Counter()
     for rep, shown in results.items():
@@ -226,9 +234,12 @@ def calibration(
         if total and Decimal(overall[grade]) / total > Decimal(str(share)):
             allowed = int(Decimal(str(share)) * total)
             warnings.append(
-                f"{overall[grade]} of {total} people ({overall[grade] / total:.0%}) have grade "
-                f"{grade}; the scheme allows at most {share:.0%} ({allowed})"
-            )
+                translate(
+                    locale, TOO_MANY, count=overall[grade], total=total,
+                    part=f"{overall[grade] / total:.0%}", grade=grade, share=f"{share:.0%}",
+                    allowed=allowed,
+                )
+            )  # fmt: skip
     return Calibration(grades, dict(sorted(by_team.items())), overall, tuple(warnings))
 
 
@@ -249,7 +260,7 @@ def open_period(
     session: Session, pack: CompiledPack, card_id: str, period_text: str, actor: User
 ) -> AppraisalPeriod:
     if card_id not in pack.scorecards:
-        raise AppraisalError(f"no scorecard '{card_id}' in pack {pack.id}")
+        raise AppraisalError(N_("no scorecard '{card}' in pack {pack}"), card=card_id, pack=pack.id)
     period = parse_period(period_text.strip(), pack.pack.fiscal_year_start)
     exists = session.scalar(
         select(AppraisalPeriod).where(
@@ -259,7 +270,8 @@ def open_period(
         )  # fmt: skip
     )
     if exists is not None:
-        raise AppraisalError(f"the appraisal for {period.label} is already open ({exists.status})")
+        already = N_("the appraisal for {period} is already open ({status})")
+        raise AppraisalError(already, period=period.label, status=exists.status)
     row = AppraisalPeriod(
         pack_id=pack.id,
         scorecard_id=card_id,
@@ -285,21 +297,22 @@ def save_ratings(
     comments: Mapping[str, str],
     submit: bool,
     today: date,
+    locale: str = "en",
 ) -> dict[str, str]:
     """Save (and with `submit`, hand in) a rater's ratings of one rep. Returns field errors
-    (item id -> message) and saves nothing when there are any."""
+    (item id -> message, in `locale`) and saves nothing when there are any."""
     if row.status != "open":
-        raise AppraisalError("this appraisal is closed: ratings can no longer change")
+        raise AppraisalError(N_("this appraisal is closed: ratings can no longer change"))
     if rater == "self" and rep_id != actor.id:
-        raise AppraisalError("a self-assessment is written by the person appraised")
+        raise AppraisalError(N_("a self-assessment is written by the person appraised"))
     if (
         rater == "manager"
         and not actor.is_admin
         and rep_id not in managed_reps(session, pack, row, actor.id)
     ):
-        raise AppraisalError("you can rate only the people of your teams")
+        raise AppraisalError(N_("you can rate only the people of your teams"))
     if rep_id not in people_of(session, pack, row):
-        raise AppraisalError("this person is not appraised on this scorecard")
+        raise AppraisalError(N_("this person is not appraised on this scorecard"))
     card = pack.scorecards[row.scorecard_id]
     errors: dict[str, str] = {}
     parsed: dict[str, int | None] = {}
@@ -311,15 +324,15 @@ def save_ratings(
         if not text:
             parsed[iid] = None
             if submit:
-                errors[iid] = "choose a rating before submitting"
+                errors[iid] = translate(locale, N_("choose a rating before submitting"))
             continue
         try:
             number = int(text)
         except ValueError:
-            errors[iid] = f"choose a whole number from {low} to {high}"
+            errors[iid] = translate(locale, WHOLE_NUMBER, low=low, high=high)
             continue
         if not low <= number <= high:
-            errors[iid] = f"choose a whole number from {low} to {high}"
+            errors[iid] = translate(locale, WHOLE_NUMBER, low=low, high=high)
             continue
         parsed[iid] = number
     if errors:
@@ -357,7 +370,7 @@ def add_note(
 ) -> AppraisalNote:
     text = text.strip()
     if not text:
-        raise AppraisalError("write the note before saving it")
+        raise AppraisalError(N_("write the note before saving it"))
     note = AppraisalNote(period_id=row.id, rep_id=rep_id, author_id=author.id, text=text[:4000])
     session.add(note)
     _audit(session, author, "appraisal_note", row, rep=rep_id)
@@ -367,7 +380,9 @@ def add_note(
 def close_period(session: Session, pack: CompiledPack, row: AppraisalPeriod, actor: User) -> int:
     """Freeze: score everyone now and keep the results, the version and its hash."""
     if row.status != "open":
-        raise AppraisalError(f"only an open appraisal can be closed (this one is {row.status})")
+        raise AppraisalError(
+            N_("only an open appraisal can be closed (this one is {status})"), status=row.status
+        )
     results = live_results(session, pack, row, pack.pack.locale)
     engine = KpiEngine(session, pack)
     period = period_of(row, pack)
@@ -386,19 +401,19 @@ def close_period(session: Session, pack: CompiledPack, row: AppraisalPeriod, act
 
 def publish_period(session: Session, row: AppraisalPeriod, actor: User) -> None:
     if row.status != "closed":
-        raise AppraisalError("close the appraisal before publishing it")
+        raise AppraisalError(N_("close the appraisal before publishing it"))
     row.status, row.published_by, row.published_at = "published", actor.id, utcnow()
     _audit(session, actor, "appraisal_publish", row)
 
 
 def reopen_period(session: Session, row: AppraisalPeriod, actor: User, reason: str) -> None:
     if not actor.is_admin:
-        raise AppraisalError("only an administrator may reopen a closed appraisal")
+        raise AppraisalError(N_("only an administrator may reopen a closed appraisal"))
     if row.status == "open":
-        raise AppraisalError("this appraisal is already open")
+        raise AppraisalError(N_("this appraisal is already open"))
     if not reason.strip():
         raise AppraisalError(
-            "say why the appraisal is reopened: the reason is kept in the audit log"
+            N_("say why the appraisal is reopened: the reason is kept in the audit log")
         )
     session.execute(delete(AppraisalResult).where(AppraisalResult.period_id == row.id))
     previous = row.status

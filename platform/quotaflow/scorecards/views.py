@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from quotaflow import spreadsheets
 from quotaflow.errors import QuotaflowError
+from quotaflow.messages import said_in
 from quotaflow.org.models import User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.services import PackNotInstalled, active_pack, active_packs
@@ -95,7 +96,7 @@ def open_period() -> ResponseReturnValue:
         )
     except (QuotaflowError, PackNotInstalled) as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(said_in(current_language(), exc), "error")
         return redirect(url_for("appraisals.index"))
     session.commit()
     flash(_("Appraisal opened."), "success")
@@ -127,7 +128,7 @@ def overview(period_id: int) -> ResponseReturnValue:
     return render_template(
         "scorecards/overview.html", row=row, pack=pack, card=card,
         results=results, names=_names(scope), status=status,
-        calibration=cycle.calibration(session, pack, row, results),
+        calibration=cycle.calibration(session, pack, row, results, current_language()),
         has_self=any(cycle.rates(i, "self") for _id, i in cycle.manual_items(card)),
     )  # fmt: skip
 
@@ -158,11 +159,11 @@ def rate(period_id: int, rep_id: int) -> ResponseReturnValue:
             errors = cycle.save_ratings(
                 session, pack, row, rep_id=rep_id, rater=rater, actor=current_user,
                 values=values, comments=comments, submit="submit" in request.form,
-                today=date.today(),
+                today=date.today(), locale=current_language(),
             )  # fmt: skip
         except QuotaflowError as exc:
             session.rollback()
-            flash(str(exc), "error")
+            flash(said_in(current_language(), exc), "error")
             status = 409
         else:
             if not errors:
@@ -238,7 +239,7 @@ def note(period_id: int, rep_id: int) -> ResponseReturnValue:
             session, row, rep_id=rep_id, author=current_user, text=request.form.get("text", "")
         )
     except QuotaflowError as exc:
-        flash(str(exc), "error")
+        flash(said_in(current_language(), exc), "error")
         return redirect(url_for("appraisals.scorecard", period_id=row.id, rep_id=rep_id))
     session.commit()
     flash(_("Note saved."), "success")
@@ -287,7 +288,7 @@ def change(period_id: int, action: str) -> ResponseReturnValue:
             abort(404)
     except QuotaflowError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        flash(said_in(current_language(), exc), "error")
         return redirect(url_for("appraisals.overview", period_id=row.id))
     session.commit()
     flash(message, "success")
