@@ -192,3 +192,28 @@ def test_a_team_cannot_go_under_its_own_sub_team(app: Flask, org) -> None:  # ty
     ):
         east, west = session.get(Team, org["east"]), session.get(Team, org["west"])
         change_team(session, east, name="East", parent=west)  # type: ignore[arg-type]
+
+
+def test_a_user_is_added_only_with_an_address_that_looks_like_one(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    form = {
+        "username": "new.rep", "display_name": "New Rep", "email": "not-an-email",
+        "password": "new-rep-pass-1", "confirm": "new-rep-pass-1", "team": str(org["east"]),
+        "role": "account_manager", "locale": "en",
+    }  # fmt: skip
+    refused = auth.post("/admin/users", form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert "Enter an e-mail address like name@example.com." in page
+    assert 'value="new.rep"' in page and 'value="New Rep"' in page  # nothing typed is lost
+    added = auth.post("/admin/users", {**form, "email": "new.rep@example.com"})
+    assert added.status_code == 302
+    with app.extensions["quotaflow.sessions"]() as session:
+        emails = {name: email for name, email in session.execute(select(User.username, User.email))}
+        assert emails["new.rep"] == "new.rep@example.com"
+        from quotaflow.org.services import add_user
+
+        with pytest.raises(OrgError, match="not an e-mail address"):  # every other way in too
+            add_user(session, username="x.y", display_name="X", email="x@y")

@@ -12,10 +12,11 @@ from wtforms.validators import (
     InputRequired,
     Length,
     Optional,
+    Regexp,
     ValidationError,
 )
 
-from quotaflow.org.services import MIN_PASSWORD_LENGTH, USERNAME_RE
+from quotaflow.org.services import EMAIL_RE, MIN_PASSWORD_LENGTH, USERNAME_RE
 
 
 def new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
@@ -43,7 +44,14 @@ class AddUserForm(FlaskForm):
         render_kw={"autocapitalize": "none"},
     )
     display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    email = EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)])
+    email = EmailField(
+        _l("E-mail"),
+        validators=[
+            Optional(),
+            Length(max=254),
+            Regexp(EMAIL_RE, message=_l("Enter an e-mail address like name@example.com.")),
+        ],
+    )
     password, confirm = new_password_fields(_l("Password"))
     team = SelectField(_l("Team"), choices=[], validate_choice=True)
     role = SelectField(_l("Role"), choices=[], validate_choice=True)
@@ -96,7 +104,7 @@ class TeamForm(FlaskForm):
     key = StringField(
         _l("Key"), validators=[DataRequired(), Length(max=80)], render_kw={"autocapitalize": "none"}
     )
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Team name"), validators=[DataRequired(), Length(max=200)])
     parent = SelectField(_l("Under"), choices=[], validate_choice=True)
 
     def validate_key(self, field: StringField) -> None:

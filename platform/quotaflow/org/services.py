@@ -39,13 +39,13 @@ def add_user(
     is_admin: bool = False,
     locale: str = "en",
 ) -> User:
-    """Create a user; usernames are unique."""
+    """Create a user; usernames are unique, an e-mail address must look like one."""
     if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
         raise OrgError(N_("a user named '{username}' already exists"), username=username)
     user = User(
         username=username,
         display_name=display_name,
-        email=email,
+        email=check_email(email or None),
         is_admin=is_admin,
         locale=locale,
         password_hash=hash_password(password) if password else None,
