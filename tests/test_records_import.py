@@ -199,7 +199,7 @@ def test_xlsx_imports_like_csv_with_a_value_mapping(
         (
             "latin1.csv",
             "opportunity_id\nCaf\xe9\n".encode("latin-1"),
-            "is not UTF-8 text; save the sheet as 'CSV UTF-8'",
+            "is not UTF-8 or GBK text; save the sheet as 'CSV UTF-8'",
         ),
         ("broken.xlsx", b"PK\x03\x04 not really a workbook", "not a readable Excel workbook"),
         ("deals.txt", b"a,b\n1,2\n", "expected a .csv or .xlsx file"),

@@ -45,8 +45,9 @@ def count(app: Any) -> int:
         return session.scalar(select(func.count()).select_from(Record)) or 0
 
 
-def upload(auth: Any, text: str, name: str = "deals.csv") -> str:
-    response = auth.post("/admin/import", {"form": "crm_walkthrough:deal", "file": (io.BytesIO(text.encode()), name)},
+def upload(auth: Any, text: str | bytes, name: str = "deals.csv") -> str:
+    data = text.encode() if isinstance(text, str) else text
+    response = auth.post("/admin/import", {"form": "crm_walkthrough:deal", "file": (io.BytesIO(data), name)},
                          content_type="multipart/form-data")  # fmt: skip
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return str(response.headers["Location"])
@@ -92,6 +93,25 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     done = auth.post(page_url, {**form, "action": "import", "partial": "1"})
     assert done.status_code == 302 and count(app) == 2
     assert auth.client.get(page_url).status_code == 404  # the file is gone once imported
+
+
+def test_a_chinese_excel_csv_is_read_and_its_owner_and_stage_columns_found(
+    app: Any, make_user: Any, auth: Any
+) -> None:
+    # Excel and WPS on a Chinese Windows save "CSV" in GBK, with the columns named in Chinese
+    setup(app, make_user)
+    auth.login("boss")
+    sheet = (
+        "opportunity_id,负责人,product,account,阶段,engage_date\n"
+        "A1,Ann Lee,GTX Pro,上海机电,Won,2017-01-05\n"
+    )
+    html = auth.client.get(upload(auth, sheet.encode("gbk"))).get_data(as_text=True)
+    assert "上海机电" in html  # decoded, not refused and not mojibake
+    guessed = mapping(html)
+    assert guessed["1"] == "_owner" and guessed["4"] == "_stage"
+    latin = upload(auth, "opportunity_id,account\nA1,Caf\xe9 \xff\n".encode("latin-1"))
+    assert auth.client.get(latin).status_code == 302  # neither UTF-8 nor GBK: said, not guessed
+    assert "is not UTF-8 or GBK text" in auth.client.get("/admin/import").get_data(as_text=True)
 
 
 def test_bad_files_and_strangers_are_turned_away(app: Any, make_user: Any, auth: Any) -> None:

@@ -8,11 +8,19 @@ import io
 from datetime import date, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from quotaflow.spreadsheets import FORMULA_STARTS, Verbatim, csv_bytes, xlsx_bytes
+from quotaflow.spreadsheets import (
+    FORMULA_STARTS,
+    UnreadableText,
+    Verbatim,
+    csv_bytes,
+    uploaded_csv_text,
+    xlsx_bytes,
+)
 
 plain = st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t)
 # what a person types, often starting like a formula (=SUM(...), +86 ..., -5, @user)
@@ -70,3 +78,21 @@ def test_control_characters_pasted_into_text_do_not_break_a_workbook() -> None:
     body = xlsx_bytes(["notes"], [["line\x0bbreak\x07"]], "Deals")
     sheet = load_workbook(io.BytesIO(body)).active
     assert sheet is not None and sheet.cell(row=2, column=1).value == "linebreak"
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ("\ufeff客户,金额\n".encode(), "客户,金额\n"),  # Excel's "CSV UTF-8": the mark dropped
+        ("客户,金额\n".encode(), "客户,金额\n"),
+        ("客户,金额\n".encode("gbk"), "客户,金额\n"),  # Excel/WPS "CSV" on a Chinese Windows
+        ("顧客,€\n".encode("gb18030"), "顧客,€\n"),
+    ],
+)
+def test_an_uploaded_csv_is_read_in_the_encodings_spreadsheets_save(data: bytes, text: str) -> None:
+    assert uploaded_csv_text(data) == text
+
+
+def test_an_uploaded_csv_in_another_encoding_is_refused_with_what_to_do() -> None:
+    with pytest.raises(UnreadableText, match=r"byte 4 is not UTF-8 or GBK text; save the sheet"):
+        uploaded_csv_text("Caf\xe9\n".encode("latin-1"))

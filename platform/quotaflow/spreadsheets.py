@@ -1,4 +1,5 @@
-"""Downloads people open in Excel or WPS: CSV and .xlsx from typed rows, safe to open.
+"""Downloads people open in Excel or WPS: CSV and .xlsx from typed rows, safe to open; and
+the text of CSV files people upload, in the encodings their spreadsheets save.
 
 Every download (a form's records, an appraisal's results) goes through here, so each gets
 the same care: CSV in UTF-8 with a byte-order mark (Excel then reads Chinese right); .xlsx
@@ -20,6 +21,27 @@ from typing import Any
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+class UnreadableText(ValueError):
+    """A CSV file in none of the encodings spreadsheets save; the message says what to do."""
+
+
+def uploaded_csv_text(data: bytes) -> str:
+    """The text of an uploaded CSV file: UTF-8 (with or without Excel's byte-order mark), else
+    GB18030, which holds GBK: what Excel and WPS save as "CSV" on a Chinese Windows. Anything
+    else is refused rather than guessed at; the preview shows the text before it is used."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise UnreadableText(
+            f"byte {first_bad + 1} is not UTF-8 or GBK text; save the sheet as 'CSV UTF-8' or "
+            "as .xlsx"
+        ) from None
 
 
 class Verbatim(str):

@@ -8,6 +8,7 @@ problem is reported with its row number (the header is row 1, as in a spreadshee
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from quotaflow.org.services import (
     ensure_team,
     user_by_username,
 )
+from quotaflow.spreadsheets import UnreadableText, uploaded_csv_text
 
 COLUMNS = (
     "username",
@@ -132,8 +134,11 @@ def read_sheet(path: Path, *, org_columns: bool = True) -> list[tuple[int, dict[
 
 
 def _read_csv(path: Path) -> list[list[Any]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel's BOM
-        return [list(r) for r in csv.reader(fh)]
+    try:
+        text = uploaded_csv_text(path.read_bytes())
+    except UnreadableText as exc:
+        raise OrgImportError([f"{path.name}: {exc}"]) from None
+    return [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
 
 
 def _read_xlsx(path: Path) -> list[list[Any]]:

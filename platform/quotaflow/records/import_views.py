@@ -30,6 +30,9 @@ from quotaflow.web.i18n import current_language
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
 PREVIEW_ROWS = 10
+OWNER_COLUMNS = ("owner", "owner name", "account owner", "deal owner", "sales rep", "salesperson",
+                 "rep", "负责人", "所有者", "销售", "销售员", "业务员", "跟进人")  # fmt: skip
+STAGE_COLUMNS = ("stage", "deal stage", "sales stage", "阶段", "销售阶段", "商机阶段")
 SUFFIXES = (".csv", ".xlsx")
 
 
@@ -103,11 +106,19 @@ def _context(
         | {label_text(f.label, locale, f.id).lower(): f.id for f in form.fields}
         | {label_text(f.label, "en", f.id).lower(): f.id for f in form.fields}
     )
+    has_pipeline = pipeline_of(pack, form_id) is not None
+    # the columns every CRM export has besides the form's fields: who owns a row, its stage
+    stage_words = (*STAGE_COLUMNS, _("Stage").lower()) if has_pipeline else ()
+    names = {
+        **{word: "_owner" for word in (*OWNER_COLUMNS, _("Owner").lower())},
+        **{word: "_stage" for word in stage_words},
+        **names,
+    }
     guess = {c: names.get(c.strip().lower(), "") for c in header}
     return {
         "pack": pack, "form": form, "header": header, "preview": rows[:PREVIEW_ROWS],
         "total": len(rows), "fields": fields, "guess": guess,
-        "has_pipeline": pipeline_of(pack, form_id) is not None,
+        "has_pipeline": has_pipeline,
         "dates": [(fid, name) for fid, name in fields if _type(form, fid) == "date"],
     }  # fmt: skip
 

@@ -29,6 +29,7 @@ from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.machine import is_closed
 from quotaflow.pipelines.services import pipeline_of, record_first_stages
 from quotaflow.records.services import NewRecord, create_records
+from quotaflow.spreadsheets import UnreadableText, uploaded_csv_text
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -87,12 +88,9 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     suffix = path.suffix.lower()
     if suffix == ".csv":
         try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise QuotaflowError(
-                f"{path.name}: byte {exc.start + 1} is not UTF-8 text; save the sheet as "
-                "'CSV UTF-8' or as .xlsx"
-            ) from None
+            text = uploaded_csv_text(path.read_bytes())
+        except UnreadableText as exc:
+            raise QuotaflowError(f"{path.name}: {exc}") from None
         raw: Iterable[list[Any]] = list(csv.reader(io.StringIO(text, newline="")))
     elif suffix in (".xlsx", ".xlsm"):
         from zipfile import BadZipFile
