@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from quotaflow import db
+from quotaflow.audit.models import AuditEvent
 from quotaflow.org.services import add_membership, ensure_team
 from quotaflow.packs.install import install_pack
 from quotaflow.packs.validate import load_pack
-from quotaflow.records.models import Record
+from quotaflow.records.models import Record, RecordHistory
 from tests.conftest import REPO
 
 PACK = REPO / "definitions" / "packs" / "crm_walkthrough"
@@ -92,6 +93,19 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     assert mapping(refused.get_data(as_text=True))["1"] == "_owner"  # the mapping chosen is kept
     done = auth.post(page_url, {**form, "action": "import", "partial": "1"})
     assert done.status_code == 302 and count(app) == 2
+    with app.extensions["quotaflow.sessions"]() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "records_import")
+        ).one()  # who imported what into which form, like every other change
+        assert (event.actor, event.object_id) == ("boss", "crm_walkthrough/deal")
+        assert event.details is not None
+        assert (event.details["imported"], event.details["rejected"]) == (2, 1)
+        record = session.scalars(select(Record).order_by(Record.id)).first()
+        assert record is not None and record.record_date == date(2017, 1, 5)  # its own date
+        created = session.scalars(
+            select(RecordHistory.changed_at).where(RecordHistory.record_id == record.id)
+        ).one()
+        assert created.year >= 2026  # its history says when it came in, not 2017
     assert auth.client.get(page_url).status_code == 404  # the file is gone once imported
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from quotaflow.audit import record_event
 from quotaflow.errors import QuotaflowError
 from quotaflow.forms.engine import validate_submission
 from quotaflow.org.models import Membership, User
@@ -30,6 +31,7 @@ from quotaflow.pipelines.machine import is_closed
 from quotaflow.pipelines.services import pipeline_of, record_first_stages
 from quotaflow.records.services import NewRecord, create_records
 from quotaflow.spreadsheets import UnreadableText, uploaded_csv_text
+from quotaflow.timeutil import utcnow
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -218,11 +220,20 @@ def import_records(
         ))  # fmt: skip
     ids = create_records(
         session, new, pack_id=pack.id, pack_version_id=version_id, form_id=plan.form_id,
-        actor_id=actor_id,
+        actor_id=actor_id, logged_at=utcnow(),
     )  # fmt: skip
     if pipeline_id:
         moves = [(rid, r.stage, r.created_at) for rid, r in zip(ids, new, strict=True) if r.stage]
         record_first_stages(session, moves, pipeline_id, actor_id)
+    who = session.get(User, actor_id) if actor_id is not None else None
+    record_event(
+        session, actor=who.username if who else "cli", action="records_import",
+        object_type="form", object_id=f"{pack.id}/{plan.form_id}",
+        details={
+            "rows": len(rows), "imported": len(good), "rejected": len(problems),
+            "ids": [min(ids), max(ids)] if ids else [],
+        },
+    )  # fmt: skip
     session.flush()
     return ImportResult(len(rows), len(good), problems)
 

@@ -128,9 +128,12 @@ def create_records(
     form_id: str,
     actor_id: int | None,
     chunk: int = 2000,
+    logged_at: datetime | None = None,
 ) -> list[int]:
     """Insert many records with their `create` history entries in a few statements (imports);
-    returns their ids in order. Same rows as create_record writes, one at a time."""
+    returns their ids in order. Same rows as create_record writes, one at a time. The history
+    says each was created at its `created_at`, or at `logged_at` when given: an import keeps
+    the records' own dates and tells, in their history, when they came in."""
     ids: list[int] = []
     for start in range(0, len(new), chunk):
         part = new[start : start + chunk]
@@ -165,7 +168,7 @@ def create_records(
                     "version_no": 1,
                     "action": "create",
                     "changed_by": actor_id,
-                    "changed_at": row["created_at"],
+                    "changed_at": logged_at or row["created_at"],
                     "changes": {k: [None, v] for k, v in row["values"].items()},
                 }  # fmt: skip
                 for rid, row in zip(part_ids, rows, strict=True)
