@@ -217,3 +217,37 @@ def test_a_user_is_added_only_with_an_address_that_looks_like_one(
 
         with pytest.raises(OrgError, match="not an e-mail address"):  # every other way in too
             add_user(session, username="x.y", display_name="X", email="x@y")
+
+
+def test_admin_changes_a_users_details_and_it_is_audited(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    url = f"/admin/users/{org['li']}/details"
+    bad = auth.post(url, {"display_name": "Li Wei (KA)", "email": "li@", "locale": "zh"})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "Enter an e-mail address like name@example.com." in page
+    assert 'value="Li Wei (KA)"' in page and 'value="li@"' in page  # what was typed stays
+    saved = auth.post(
+        url, {"display_name": "Li Wei (KA)", "email": "li.wei@example.com", "locale": "zh"}
+    )
+    assert saved.status_code == 302
+    with app.extensions["quotaflow.sessions"]() as session:
+        li = session.get(User, org["li"])
+        assert li is not None
+        assert (li.display_name, li.email, li.locale, li.is_admin) == (
+            "Li Wei (KA)", "li.wei@example.com", "zh", False,
+        )  # fmt: skip
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user_change")).one()
+        assert event.details is not None and event.details["locale"] == ["en", "zh"]
+    # an administrator cannot take their own rights (nobody would be left to give them back)
+    own = auth.post(f"/admin/users/{org['boss']}/details", {"display_name": "Boss", "locale": "en"})
+    assert own.status_code == 400
+    assert "you cannot take away your own administrator rights" in own.get_data(as_text=True)
+    with app.extensions["quotaflow.sessions"]() as session:
+        boss = session.get(User, org["boss"])
+        assert boss is not None and boss.is_admin
+    # the rep signs in and reads the app in the language the admin chose
+    auth.logout()
+    auth.login("li.wei")
+    assert 'lang="zh' in auth.client.get("/").get_data(as_text=True)

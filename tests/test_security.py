@@ -89,6 +89,13 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ),
         ADMIN_ONLY,
     ),
+    ("admin.details", "POST"): (
+        lambda ids: (
+            f"/admin/users/{ids['target']}/details",
+            {"display_name": "Walked Target", "email": "", "locale": "en"},
+        ),
+        ADMIN_ONLY,
+    ),
     ("admin.teams", "GET"): (lambda ids: ("/admin/teams", {}), ADMIN_ONLY),
     ("admin.add_team_view", "POST"): (
         lambda ids: ("/admin/teams", {"key": "walked", "name": "Walked", "parent": ""}),

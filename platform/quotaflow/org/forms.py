@@ -37,6 +37,24 @@ def new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
     )
 
 
+EMAIL_VALIDATORS = [
+    Optional(),
+    Length(max=254),
+    Regexp(EMAIL_RE, message=_l("Enter an e-mail address like name@example.com.")),
+]
+LANGUAGES = [SelectChoice("en", "English"), SelectChoice("zh", "中文")]
+
+
+class UserDetailsForm(FlaskForm):
+    """What an administrator may change about a person after adding them (the username stays:
+    records, audit events and imports name people by it)."""
+
+    display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mail"), validators=EMAIL_VALIDATORS)
+    locale = SelectField(_l("Language"), choices=LANGUAGES)
+    is_admin = BooleanField(_l("Administrator"))
+
+
 class AddUserForm(FlaskForm):
     username = StringField(
         _l("Username"),
@@ -44,20 +62,11 @@ class AddUserForm(FlaskForm):
         render_kw={"autocapitalize": "none"},
     )
     display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    email = EmailField(
-        _l("E-mail"),
-        validators=[
-            Optional(),
-            Length(max=254),
-            Regexp(EMAIL_RE, message=_l("Enter an e-mail address like name@example.com.")),
-        ],
-    )
+    email = EmailField(_l("E-mail"), validators=EMAIL_VALIDATORS)
     password, confirm = new_password_fields(_l("Password"))
     team = SelectField(_l("Team"), choices=[], validate_choice=True)
     role = SelectField(_l("Role"), choices=[], validate_choice=True)
-    locale = SelectField(
-        _l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("zh", "中文")]
-    )
+    locale = SelectField(_l("Language"), choices=LANGUAGES)
     is_admin = BooleanField(_l("Administrator"))
 
     def validate_username(self, field: StringField) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -240,6 +241,34 @@ def user_by_username(session: Session, username: str) -> User | None:
 def set_password(user: User, password: str) -> None:
     """Replace the user's password (this also ends their other signed-in sessions)."""
     user.password_hash = hash_password(check_password(password))
+
+
+def change_details(
+    user: User,
+    *,
+    display_name: str,
+    email: str | None,
+    locale: str,
+    is_admin: bool,
+    by: User | None = None,
+) -> dict[str, list[Any]]:
+    """Change a user's name, e-mail, language and administrator flag; what changed (field ->
+    [old, new]). `by`, the administrator doing it, cannot take their own administrator flag:
+    the last one would lock everybody out of the admin pages."""
+    if not display_name.strip():
+        raise OrgError(N_("a person needs a name"))
+    if by is not None and by.id == user.id and user.is_admin and not is_admin:
+        raise OrgError(N_("you cannot take away your own administrator rights"))
+    wanted = {
+        "display_name": display_name.strip(),
+        "email": check_email((email or "").strip() or None),
+        "locale": locale,
+        "is_admin": is_admin,
+    }
+    changes = {k: [getattr(user, k), v] for k, v in wanted.items() if getattr(user, k) != v}
+    for key, (_old, new) in changes.items():
+        setattr(user, key, new)
+    return changes
 
 
 def set_active(user: User, active: bool) -> None:

@@ -24,6 +24,7 @@ from quotaflow.org.forms import (
     MoveUserForm,
     SetPasswordForm,
     TeamForm,
+    UserDetailsForm,
 )
 from quotaflow.org.models import Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
@@ -32,6 +33,7 @@ from quotaflow.org.services import (
     add_membership,
     add_team,
     add_user,
+    change_details,
     change_team,
     current_memberships,
     memberships_of,
@@ -95,8 +97,39 @@ def add() -> ResponseReturnValue:
 @bp.get("/users/<int:user_id>")
 @admin_required
 def user_page(user_id: int) -> ResponseReturnValue:
-    """One user: their memberships over time, a move to another team, a new password."""
+    """One user: their details, memberships over time, a move to another team, a password."""
     return _user_page(_user_or_404(user_id), _move_form(), SetPasswordForm())
+
+
+@bp.post("/users/<int:user_id>/details")
+@admin_required
+def details(user_id: int) -> ResponseReturnValue:
+    """Change a user's name, e-mail, language and administrator flag."""
+    user = _user_or_404(user_id)
+    form = UserDetailsForm()
+    if not form.validate_on_submit():
+        return _user_page(user, _move_form(), SetPasswordForm(), form), 400
+    db = request_session()
+    try:
+        changes = change_details(
+            user, display_name=form.display_name.data or "", email=form.email.data,
+            locale=form.locale.data or "en", is_admin=bool(form.is_admin.data),
+            by=db.get(User, current_user.id),
+        )  # fmt: skip
+    except OrgError as exc:
+        db.rollback()
+        form.display_name.errors = [*form.display_name.errors, said_in(current_language(), exc)]
+        return _user_page(user, _move_form(), SetPasswordForm(), form), 400
+    if changes:
+        record_event(
+            db, actor=current_user.username, action="user_change", object_type="user",
+            object_id=user.username, details=changes,
+        )  # fmt: skip
+        db.commit()
+        flash(_("%(name)s saved.", name=user.username), "success")
+    else:
+        flash(_("Nothing changed."), "info")
+    return redirect(url_for("admin.user_page", user_id=user.id))
 
 
 @bp.post("/users/<int:user_id>/move")
@@ -335,11 +368,18 @@ def _role_labels() -> dict[str, str]:
     }
 
 
-def _user_page(user: User, move_form: MoveUserForm, password_form: SetPasswordForm) -> str:
+def _user_page(
+    user: User,
+    move_form: MoveUserForm,
+    password_form: SetPasswordForm,
+    details_form: UserDetailsForm | None = None,
+) -> str:
+    if details_form is None:
+        details_form = UserDetailsForm(obj=user)
     return render_template(
         "admin/user.html", user=user, memberships=memberships_of(request_session(), user),
-        move_form=move_form, password_form=password_form, today=utcnow().date(),
-        role_labels=_role_labels(),
+        move_form=move_form, password_form=password_form, details_form=details_form,
+        today=utcnow().date(), role_labels=_role_labels(),
     )  # fmt: skip
 
 
