@@ -81,23 +81,23 @@ def crm(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 BAD_ROWS = [
     (
         ["A2", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-01-05", "2017-02-01", "12x"],
-        "row 2: amount: enter a number",
+        "row 2: Close value: enter a number",
     ),
     (
         ["A3", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-13-05", "2017-02-01", "10"],
-        "row 2: engage_date: enter a date as YYYY-MM-DD",
+        "row 2: Engaged on: enter a date as YYYY-MM-DD",
     ),
     (
         ["A4", "Ann Lee", "GTX Ultra", "Acme", "Won", "2017-01-05", "2017-02-01", "10"],
-        "row 2: product: 'GTX Ultra' is not one of the choices",
+        "row 2: Product: 'GTX Ultra' is not one of the choices",
     ),
     (
         ["", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-01-05", "2017-02-01", "10"],
-        "row 2: opportunity_id: this field is required",
+        "row 2: Opportunity: this field is required",
     ),
     (
         ["A5", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-01-05", "", "10"],
-        "row 2: close_date: this field is required",
+        "row 2: Closed on: this field is required",
     ),
     (
         ["A6", "Nobody Here", "GTX Pro", "Acme", "Won", "2017-01-05", "2017-02-01", "10"],
@@ -109,7 +109,7 @@ BAD_ROWS = [
     ),
     (
         ["A8", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-01-05", "2017-02-01", "-5"],
-        "row 2: amount: must be at least 0",
+        "row 2: Close value: must be at least 0",
     ),
 ]
 
@@ -141,7 +141,7 @@ def test_partial_imports_the_good_rows_and_reports_the_bad(
     file = write_csv(tmp_path / "deals.csv", rows)
     result = runner.invoke(main, ["records", "import", str(file), *ARGS, "--partial"])
     assert result.exit_code == 0, result.output
-    assert "row 3: product: 'GTX Ultra' is not one of the choices" in result.output
+    assert "row 3: Product: 'GTX Ultra' is not one of the choices" in result.output
     assert "2 of 3 rows imported; 1 rejected" in result.output
     with crm() as session:
         records = {r.values["opportunity_id"]: r for r in session.scalars(select(Record))}
@@ -297,3 +297,37 @@ def test_a_nul_character_in_a_file_is_refused_by_row(tmp_path: Path) -> None:
     path.write_text("customer,amount\nAcme,100\nBad\x00Co,200\n", encoding="utf-8")
     with pytest.raises(QuotaflowError, match="deals.csv: row 3 holds a NUL character"):
         read_table(path)
+
+
+def test_choices_are_read_by_their_labels_and_problems_said_in_the_readers_language(
+    sessions: sessionmaker[Session],
+) -> None:
+    from quotaflow.resources import stock_pack_dir
+
+    with db.transaction(sessions) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+        owner = add_user(session, username="li.wei", display_name="Li Wei", password="x" * 12)
+        pack = active_pack(session, "b2b_manufacturer")
+        header = ["customer", "visit_date", "visit_type", "outcome"]
+        rows = [
+            (2, {"customer": "美的", "visit_date": "2026-11-02", "visit_type": "上门",
+                 "outcome": "积极"}),
+            (3, {"customer": "Haier", "visit_date": "2026-11-03", "visit_type": "video CALL",
+                 "outcome": "Neutral"}),
+            (4, {"customer": "Gree", "visit_date": "2026-11-04", "visit_type": "拜访",
+                 "outcome": ""}),
+        ]  # fmt: skip
+        plan = ImportPlan("visit", {}, default_owner=owner.id)
+        result = import_records(
+            session, pack, plan, header, rows, actor_id=owner.id, partial=True, locale="zh"
+        )
+        assert result.imported == 2
+        # by field label and in Chinese, with the choices there are, as the reader sees them
+        assert result.problems == [
+            "第 4 行：方式：“拜访”不在可选项中（可选：上门, 电话, 视频, 展会）"
+        ]
+        stored = {
+            r.values["customer"]: (r.values["visit_type"], r.values.get("outcome"))
+            for r in session.scalars(select(Record))
+        }
+    assert stored == {"美的": ("onsite", "positive"), "Haier": ("video", "neutral")}

@@ -85,7 +85,8 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     text = checked.get_data(as_text=True)
     assert (
         checked.status_code == 200
-        and "row 3: product: &#39;GTXPro&#39; is not one of the choices" in text
+        and "row 3: Product: &#39;GTXPro&#39; is not one of the choices (choices: GTX Basic, GTX Pro"
+        in text
     )
     assert count(app) == 0
     refused = auth.post(page_url, {**form, "action": "import"})

@@ -195,6 +195,7 @@ def run(token: str) -> ResponseReturnValue:
             rows,
             actor_id=current_user.id,
             partial=partial or check_only,
+            locale=current_language(),
         )
     except ImportRejected as exc:
         session.rollback()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -23,9 +24,11 @@ from sqlalchemy.orm import Session
 from quotaflow.audit import record_event
 from quotaflow.errors import QuotaflowError
 from quotaflow.forms.engine import validate_submission
+from quotaflow.forms.values import Raw
+from quotaflow.messages import N_, translate
 from quotaflow.org.models import Membership, User
 from quotaflow.packs.compiled import CompiledPack
-from quotaflow.packs.definitions import label_text
+from quotaflow.packs.definitions import ChoiceDef, FieldDef, label_text
 from quotaflow.packs.services import active_version_id
 from quotaflow.pipelines.machine import is_closed
 from quotaflow.pipelines.services import pipeline_of, record_first_stages
@@ -178,8 +181,10 @@ def import_records(
     actor_id: int | None = None,
     partial: bool = False,
     progress: Callable[[int], None] = lambda _n: None,
+    locale: str = "en",
 ) -> ImportResult:
-    """Check every row, then write them (all, or with `partial` the good ones) in the session."""
+    """Check every row, then write them (all, or with `partial` the good ones) in the session;
+    the problems of bad rows are said in `locale`."""
     mapping_problems = column_problems(pack, plan, header)
     if mapping_problems:
         raise QuotaflowError("\n".join(mapping_problems))
@@ -193,7 +198,7 @@ def import_records(
     date_field = plan.date_field or next((f.id for f in form.fields if f.type == "date"), None)
     good: list[CheckedRow] = []
     problems: list[str] = []
-    for checked in _checked_rows(pack, plan, columns, rows, people, stages):
+    for checked in _checked_rows(pack, plan, columns, rows, people, stages, locale):
         progress(1)
         if isinstance(checked, str):
             problems.append(checked)
@@ -298,29 +303,47 @@ def _checked_rows(
     rows: list[tuple[int, dict[str, str]]],
     people: Mapping[str, int],
     stages: Mapping[str, str],
+    locale: str,
 ) -> Iterator[CheckedRow | str]:
-    """Each row checked: a CheckedRow, or its problem as 'row N: ...'."""
+    """Each row checked: a CheckedRow, or its problem as 'row N: ...' in `locale`, fields
+    named by their labels."""
     fields = {f.id: f for f in pack.forms[plan.form_id].fields}
+    choices = {f.id: _choice_ids(f) for f in fields.values() if f.choices}
+
+    def problem(number: int, message: str, **params: Any) -> str:
+        said = translate(locale, message, **params)
+        return translate(locale, N_("row {number}: {problem}"), number=number, problem=said)
+
     for number, row in rows:
-        raw: dict[str, str] = {}
+        raw: dict[str, Raw] = {}
         for column, field_id in columns.items():
             text = row.get(column, "")
             mapped = plan.values.get(field_id, {})
             text = mapped.get(text, text)
-            if fields[field_id].type == "percent" and text:
+            field_type = fields[field_id].type
+            if field_type == "percent" and text:
                 text = _fraction_to_percent(text)  # spreadsheets hold 0.15 for 15 %
-            raw[field_id] = text
+            if field_type == "choice" and field_id in choices:
+                # a choice by its label in any language, any case, as people type it
+                raw[field_id] = choices[field_id].get(text.strip().lower(), text)
+            elif field_type == "multichoice" and field_id in choices:
+                items = [t.strip() for t in MULTI_SEPARATORS.split(text) if t.strip()]
+                raw[field_id] = [choices[field_id].get(t.lower(), t) for t in items]
+            else:
+                raw[field_id] = text
         owner_text = row.get(plan.owner_column or "", "").strip()
         owner_id = people.get(owner_text.lower()) if owner_text else plan.default_owner
         if owner_id is None:
-            yield (
-                f"row {number}: owner '{owner_text}' is not a user"
-                if owner_text
-                else (f"row {number}: no owner")
-            )
+            if owner_text:
+                yield problem(number, N_("owner '{owner}' is not a user"), owner=owner_text)
+            else:
+                yield problem(number, N_("no owner"))
             continue
         if owner_id == -1:
-            yield f"row {number}: owner '{owner_text}' names more than one person; use usernames"
+            yield problem(
+                number, N_("owner '{owner}' names more than one person; use usernames"),
+                owner=owner_text,
+            )  # fmt: skip
             continue
         stage = None
         if plan.stage_column:
@@ -328,23 +351,64 @@ def _checked_rows(
             stage = stages.get(stage_text.lower())
             if stage is None:
                 known = ", ".join(sorted(set(stages.values())))
-                yield f"row {number}: stage '{stage_text}' is not a stage (stages: {known})"
+                yield problem(
+                    number, N_("stage '{stage}' is not a stage (stages: {known})"),
+                    stage=stage_text, known=known,
+                )  # fmt: skip
                 continue
         elif pipeline_of(pack, plan.form_id):
             stage = pack.pipelines[pipeline_of(pack, plan.form_id) or ""].stages[0].id
-        state = validate_submission(pack, plan.form_id, raw, stage=stage)
+        state = validate_submission(pack, plan.form_id, raw, stage=stage, locale=locale)
         if not state.ok:
-            messages = [_field_message(f, m[0], raw.get(f, "")) for f, m in state.errors.items()]
+            messages = [
+                _field_message(fields[f], m[0], row_text(raw.get(f)), locale)
+                for f, m in state.errors.items()
+            ]
             messages += state.form_errors
-            yield f"row {number}: " + "; ".join(messages)
+            yield translate(
+                locale, N_("row {number}: {problem}"), number=number, problem="; ".join(messages)
+            )
             continue
         values = {k: v for k, v in state.values.items() if k in raw or fields[k].formula}
         yield CheckedRow(values, stage, owner_id)
 
 
-def _field_message(field_id: str, message: str, text: str) -> str:
+MULTI_SEPARATORS = re.compile(r"[;,，；、|]")
+
+
+def row_text(value: Raw) -> str:
+    """A cell as it was read (a multichoice's items joined again)."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return ", ".join(value)
+
+
+def _choice_ids(field: FieldDef) -> dict[str, str]:
+    """Every way a person writes one of the field's choices (its value, its label in each
+    language; any case) -> the value stored."""
+    out: dict[str, str] = {}
+    for choice in field.choices:
+        if not isinstance(choice, ChoiceDef):
+            out[str(choice).lower()] = str(choice)
+            continue
+        labels = choice.label.values() if isinstance(choice.label, dict) else [choice.label]
+        for text in (choice.value, *[t for t in labels if isinstance(t, str)]):
+            out.setdefault(text.strip().lower(), choice.value)
+    return out
+
+
+def _field_message(field: FieldDef, message: str, text: str, locale: str) -> str:
     shown = f" ('{text[:40]}')" if text and text not in message else ""
-    return f"{field_id}: {message}{shown}"
+    name = label_text(field.label, locale, field.id)
+    said = translate(locale, N_("{field}: {message}"), field=name, message=message + shown)
+    if field.choices and field.type in ("choice", "multichoice") and text:
+        options = ", ".join(
+            label_text(c.label, locale, c.value) if isinstance(c, ChoiceDef) else str(c)
+            for c in field.choices
+        )
+        with_choices = N_("{message} (choices: {options})")
+        said = translate(locale, with_choices, message=said, options=options)
+    return said
 
 
 def _fraction_to_percent(text: str) -> str:
