@@ -97,6 +97,16 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert meter is not None
         high, value = (float(x) for x in meter.groups())
         assert (value < high - 1e-3) == bool(mark) or abs(value - high) < 1e-3
+    auth.logout()
+
+    # the head of sales sits in the company's top team: its rows carry the plan's whole total
+    auth.login("head.of.sales", DEMO_PASSWORD)
+    company = bars(auth.client.get("/").get_data(as_text=True))
+    year = [
+        cells for (p, who), cells in company.items() if p == "FY2026" and who.startswith("team-")
+    ]
+    assert len(year) == 1 and amount(year[0][3]) == Decimal("135000000.00")
+    assert all(cells[3] != "—" for (p, who), cells in company.items() if who.startswith("team-"))
 
 
 def test_to_dos_point_at_what_waits(

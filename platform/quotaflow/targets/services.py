@@ -221,10 +221,12 @@ def allocations_of(
     plan: TargetBreakdown, kind: str, tier: str | None = None
 ) -> dict[int, list[Allocation]]:
     """node id (user or team) -> its allocations of that kind in a tier (a rep in two teams
-    has two)."""
+    has two). The company at the top is a team too when the org has one top team: its head
+    reads the plan's total against that team's figures."""
+    kinds = {kind, "company"} if kind == "team" else {kind}
     found: dict[int, list[Allocation]] = {}
     for allocation in plan.tiers[tier or plan.main_tier].walk():
-        if allocation.node.kind == kind and allocation.node.id is not None:
+        if allocation.node.kind in kinds and allocation.node.id is not None:
             found.setdefault(allocation.node.id, []).append(allocation)
     return found
 
