@@ -143,6 +143,10 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ),
         {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": "status 400", "admin": "status 400"},
     ),
+    ("targets.resplit", "POST"): (
+        lambda ids: ("/targets/b2b_manufacturer/revenue_fy2026/resplit", {"reason": ""}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 400"},
+    ),
     # the appraisal cycle: `target` is another rep of the team (their manager rates them)
     ("appraisals.index", "GET"): (lambda ids: ("/appraisals", {}), SIGNED_IN),
     ("appraisals.open_period", "POST"): (

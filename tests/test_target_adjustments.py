@@ -21,7 +21,7 @@ from quotaflow.cli import main
 from quotaflow.demo import DEMO_PASSWORD
 from quotaflow.org.services import user_by_username
 from quotaflow.packs.services import active_pack
-from quotaflow.targets.adjustments import adjust_target, versions_of
+from quotaflow.targets.adjustments import adjust_target, resplit_target, versions_of
 from quotaflow.targets.decompose import (
     Allocation,
     LevelRule,
@@ -192,3 +192,60 @@ def test_a_manager_moves_target_on_the_page(demo: sessionmaker[Session], auth: A
     auth.logout()
     auth.login("li.wei", DEMO_PASSWORD)
     assert auth.client.get("/targets/b2b_manufacturer/revenue_fy2026").status_code == 403
+
+
+def _targets(session: Session, pack: Any) -> dict[str, Decimal]:
+    ideal = breakdown(session, pack, "revenue_fy2026", today=TODAY).tiers["ideal"]
+    return {a.node.key: a.amount for a in ideal.walk()}
+
+
+def test_the_org_changing_moves_no_target_until_the_plan_is_split_again(
+    demo: sessionmaker[Session], auth: Any
+) -> None:
+    from quotaflow.org.services import add_membership, add_user, team_by_key
+
+    with demo() as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        before = _targets(session, pack)
+        # a rep joins East Key Accounts today: nobody's target moves, theirs is not there yet
+        newcomer = add_user(session, username="new.rep", display_name="New Rep")
+        team = team_by_key(session, "east_key_accounts")
+        assert team is not None
+        add_membership(session, user=newcomer, team=team, role="account_manager", valid_from=TODAY)
+        session.commit()
+        assert _targets(session, active_pack(session, "b2b_manufacturer")) == before
+        manager = user_by_username(session, "wang.fang")
+        admin = user_by_username(session, "admin")
+        assert manager is not None and admin is not None
+        adjust_target(session, pack, "revenue_fy2026", node_key="li.wei", amount="8000000",
+                      reason="Gree", actor=manager, today=TODAY)  # fmt: skip
+        with pytest.raises(TargetError, match="already has this target"):  # an empty version
+            adjust_target(session, pack, "revenue_fy2026", node_key="li.wei", amount="8000000",
+                          reason="again", actor=manager, today=TODAY)  # fmt: skip
+        with pytest.raises(TargetError, match="Only an administrator"):
+            resplit_target(session, pack, "revenue_fy2026", reason="x", actor=manager, today=TODAY)
+        row = resplit_target(
+            session, pack, "revenue_fy2026", reason="New Rep joined", actor=admin, today=TODAY
+        )
+        session.commit()
+        after = _targets(session, pack)
+        team_before, team_after = before["east_key_accounts"], after["east_key_accounts"]
+        assert after["new.rep"] > 0 and team_after == team_before  # the team keeps its amount
+        assert after["li.wei"] < before["li.wei"]  # shared with the newcomer, Gree undone
+        assert row.version_no == 2 and row.after["@on"] == TODAY.isoformat()
+        assert row.before["li.wei"] == "8000000.00" and row.after["new.rep"] == str(
+            after["new.rep"]
+        )
+        with pytest.raises(TargetError, match="every target would stay as it is"):
+            resplit_target(session, pack, "revenue_fy2026", reason="y", actor=admin, today=TODAY)
+        actions = set(session.scalars(select(AuditEvent.action)))
+        assert {"target_adjust", "target_resplit"} <= actions
+    # the page says which day's team the split is on, and lists the version by name
+    auth.login("admin", DEMO_PASSWORD)
+    html = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026").get_data(as_text=True)
+    assert "Split on the team as it was on" in html and "split again on the team of" in html
+    assert "New Rep:" in html  # by name in the before/after list, not new.rep
+    auth.logout()
+    auth.login("wang.fang", DEMO_PASSWORD)
+    refused = auth.post("/targets/b2b_manufacturer/revenue_fy2026/resplit", {"reason": "x"})
+    assert refused.status_code == 403

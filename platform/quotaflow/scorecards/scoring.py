@@ -66,7 +66,8 @@ def score_period(
     times.kpis += time.perf_counter() - started
     started = time.perf_counter()
     plans = {
-        item.target: breakdown(session, pack, item.target, on=period.start, today=today)
+        # the split people read on their home page: the same target in both places
+        item.target: breakdown(session, pack, item.target, today=today)
         for item in card.items
         if isinstance(item.target, str) and item.target in pack.target_plans
     }

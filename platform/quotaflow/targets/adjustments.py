@@ -25,7 +25,7 @@ from quotaflow.org.services import team_and_subteams
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.targets.decompose import Allocation, TargetError, adjust
 from quotaflow.targets.models import TargetAdjustment
-from quotaflow.targets.services import breakdown, plan_of
+from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown, plan_of
 
 
 def versions_of(session: Session, pack_id: str, plan_id: str) -> list[TargetAdjustment]:
@@ -103,17 +103,13 @@ def adjust_target(
     if allowed is not None and parent.node.id not in allowed:
         not_yours = N_("{team} is not one of your teams: ask its manager.")
         raise refused(not_yours, team=parent.node.name)
+    if (found := tree.find(node_key)) is not None and found.amount == value:
+        unchanged = N_("{part} already has this target: nothing to save.")
+        raise refused(unchanged, part=found.node.name)
     after_tree = adjust(tree, node_key, value, locale)
     new_parent = parent_of(after_tree, node_key)
     assert new_parent is not None
-    version = (
-        session.scalar(
-            select(func.max(TargetAdjustment.version_no)).where(
-                TargetAdjustment.pack_id == pack.id, TargetAdjustment.plan_id == plan_id
-            )
-        )
-        or 0
-    ) + 1
+    version = _next_version(session, pack.id, plan_id)
     row = TargetAdjustment(
         pack_id=pack.id, plan_id=plan_id, version_no=version, node_key=node_key,
         amount=value, reason=reason.strip(), before=_amounts(parent), after=_amounts(new_parent),
@@ -127,6 +123,69 @@ def adjust_target(
     )  # fmt: skip
     session.flush()
     return row
+
+
+def resplit_target(
+    session: Session,
+    pack: CompiledPack,
+    plan_id: str,
+    *,
+    reason: str,
+    actor: User,
+    today: date,
+    locale: str = "en",
+) -> TargetAdjustment:
+    """Split the plan again on the org as it is today (people who joined get their share,
+    people gone give theirs back), as version N with the reason; the adjustments before it
+    no longer apply. Administrators only: it moves everybody's target."""
+
+    def refused(message: str, **params: Any) -> TargetError:
+        return TargetError(translate(locale, message, **params))
+
+    if not actor.is_admin:
+        raise refused(N_("Only an administrator may split the plan again."))
+    if not reason.strip():
+        raise refused(N_("Say why the target changes: the reason is kept with the new version."))
+    current = breakdown(session, pack, plan_id, today=today)
+    day = max(current.period.start, min(today, current.period.end))
+    tier = current.main_tier
+    after = breakdown(session, pack, plan_id, on=day, today=today, adjusted=False)
+    before_amounts = _all_amounts(current.tiers[tier])
+    after_amounts = _all_amounts(after.tiers[tier])
+    if before_amounts == after_amounts:
+        same = N_("Split on today's team, every target would stay as it is: nothing to save.")
+        raise refused(same)
+    row = TargetAdjustment(
+        pack_id=pack.id, plan_id=plan_id, version_no=_next_version(session, pack.id, plan_id),
+        node_key=RESPLIT, amount=after.tiers[tier].amount, reason=reason.strip(),
+        before=before_amounts, after={**after_amounts, SPLIT_ON: day.isoformat()},
+        changed_by=actor.id,
+    )  # fmt: skip
+    session.add(row)
+    record_event(
+        session, actor=actor.username, action="target_resplit", object_type="target_plan",
+        object_id=f"{pack.id}/{plan_id}",
+        details={"version": row.version_no, "on": day.isoformat(), "reason": row.reason},
+    )  # fmt: skip
+    session.flush()
+    return row
+
+
+def _next_version(session: Session, pack_id: str, plan_id: str) -> int:
+    newest = select(func.max(TargetAdjustment.version_no)).where(
+        TargetAdjustment.pack_id == pack_id, TargetAdjustment.plan_id == plan_id
+    )
+    return (session.scalar(newest) or 0) + 1
+
+
+def _all_amounts(root: Allocation) -> dict[str, str]:
+    """Every part of the split below the top, by key (a rep in two teams: the sum)."""
+    out: dict[str, Decimal] = {}
+    for allocation in root.walk():
+        if allocation is not root:
+            key = allocation.node.key
+            out[key] = out.get(key, Decimal(0)) + allocation.amount
+    return {key: str(amount) for key, amount in out.items()}
 
 
 def _amounts(parent: Allocation) -> dict[str, Any]:

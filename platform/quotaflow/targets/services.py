@@ -157,14 +157,43 @@ def _rule(
     )
 
 
+RESPLIT = ""  # the node_key of a version that splits the plan again on the org of its day
+SPLIT_ON = "@on"  # where such a version keeps that day (in `after`)
+
+
+def split_day(
+    session: Session, engine: KpiEngine, pack: CompiledPack, plan_id: str, period: Period,
+    today: date | None,
+) -> date:  # fmt: skip
+    """The day whose org the plan is split on: the day of its latest "split again", else the
+    period's first day, or the first day somebody in a rep role was in the org when that came
+    later (an org set up mid-year); never after today or the period.
+
+    A target does not move when the org does: a person added, moved or gone changes nobody's
+    target until an administrator splits the plan again, as a version with its reason."""
+    from quotaflow.targets.adjustments import versions_of
+
+    resplits = [v for v in versions_of(session, pack.id, plan_id) if v.node_key == RESPLIT]
+    if resplits:
+        return date.fromisoformat(str(resplits[-1].after[SPLIT_ON]))
+    rep_roles = engine.rep_roles()
+    starts = [start for _u, _t, role, start, _e in engine.org.memberships if role in rep_roles]
+    day = max(period.start, min(starts)) if starts else period.start
+    latest = min(period.end, today) if today is not None else period.end
+    return max(period.start, min(day, latest))
+
+
 def apply_adjustments(
     session: Session, pack: CompiledPack, plan_id: str, ideal: Allocation
 ) -> Allocation:
-    """The ideal split with the plan's adjustments applied, oldest first. One that no longer
-    fits (its node left the org, or it exceeds what the parent now has) is skipped."""
+    """The ideal split with the plan's adjustments since its latest "split again" applied,
+    oldest first. One that no longer fits (its node left the org, or it exceeds what the
+    parent now has) is skipped."""
     from quotaflow.targets.adjustments import versions_of
 
-    for version in versions_of(session, pack.id, plan_id):
+    versions = versions_of(session, pack.id, plan_id)
+    last_split = max((i for i, v in enumerate(versions) if v.node_key == RESPLIT), default=-1)
+    for version in versions[last_split + 1 :]:
         try:
             ideal = adjust(ideal, version.node_key, version.amount)
         except TargetError:
@@ -179,9 +208,10 @@ def breakdown(
     *,
     on: date | None = None,
     today: date | None = None,
+    adjusted: bool = True,
 ) -> TargetBreakdown:
-    """The plan decomposed on the org as it is on `on` (default: the period's first day, or
-    today when today is inside the period), with every tier and phases."""
+    """The plan decomposed on the org as it is on `on` (default: its split day, see
+    `split_day`), with every tier and phases."""
     plan = plan_of(pack, plan_id)
     try:
         period = parse_period(plan.period, pack.pack.fiscal_year_start)
@@ -189,11 +219,13 @@ def breakdown(
         raise TargetError(f"target plan '{plan.id}': {exc}") from None
     engine = KpiEngine(session, pack, today=today)
     if on is None:
-        on = today if today is not None and period.contains(today) else period.start
+        on = split_day(session, engine, pack, plan_id, period, today)
     levels = [s.level for s in plan.split]
     tree = org_tree(engine, levels, on)
     rules = [_rule(engine, plan, i, s, period, s.level) for i, s in enumerate(plan.split)]
-    ideal = apply_adjustments(session, pack, plan.id, decompose(plan.total, tree, rules))
+    ideal = decompose(plan.total, tree, rules)
+    if adjusted:  # `adjusted=False`: as the pack's rules split it, before any version
+        ideal = apply_adjustments(session, pack, plan.id, ideal)
     tiers_def = plan.tiers or {"ideal": 1.0}
     totals = tier_totals(plan.total, tiers_def)
     tiers = {

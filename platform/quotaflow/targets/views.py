@@ -16,11 +16,12 @@ from quotaflow.org.models import User
 from quotaflow.packs.services import PackNotInstalled, active_pack
 from quotaflow.targets.adjustments import (
     adjust_target,
+    resplit_target,
     teams_adjustable_by,
     versions_of,
 )
 from quotaflow.targets.decompose import Allocation
-from quotaflow.targets.services import breakdown
+from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 
@@ -65,16 +66,44 @@ def _page(pack_id: str, plan_id: str, status: int = 200, **form: Any) -> Respons
         u.id: u.display_name
         for u in session.query(User).filter(User.id.in_({v.changed_by for v in versions}))
     }
+    # versions name the parts as the table does (a key stays for a part no longer there)
+    names = {a.node.key: a.node.name for a in plan.tiers[tier].walk()}
     return render_template(
         "targets/plan.html", pack=pack, plan=plan, tier=tier, definition=pack.target_plans[plan_id],
         rows=_rows(plan.tiers[tier], allowed), versions=list(reversed(versions)), people=people,
-        form=form,
+        form=form, names=names, resplit=RESPLIT, split_on=SPLIT_ON,
     ), status  # fmt: skip
 
 
 @bp.get("/targets/<pack_id>/<plan_id>")
 def plan_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
     return _page(pack_id, plan_id)
+
+
+@bp.post("/targets/<pack_id>/<plan_id>/resplit")
+def resplit(pack_id: str, plan_id: str) -> ResponseReturnValue:
+    """Split the plan again on today's org (administrators), as a version."""
+    session = request_session()
+    try:
+        pack = active_pack(session, pack_id)
+    except PackNotInstalled:
+        abort(404)
+    if plan_id not in pack.target_plans:
+        abort(404)
+    if not current_user.is_admin:
+        abort(403)
+    reason = request.form.get("reason", "")
+    try:
+        row = resplit_target(
+            session, pack, plan_id, reason=reason, actor=current_user, today=date.today(),
+            locale=current_language(),
+        )  # fmt: skip
+    except QuotaflowError as exc:
+        session.rollback()
+        return _page(pack_id, plan_id, 400, resplit_reason=reason, resplit_error=str(exc))
+    session.commit()
+    flash(_("Saved as version %(n)s of the split.", n=row.version_no), "success")
+    return redirect(url_for("targets.plan_page", pack_id=pack_id, plan_id=plan_id))
 
 
 @bp.post("/targets/<pack_id>/<plan_id>/adjust")
