@@ -400,6 +400,17 @@ def test_a_manager_rates_from_the_page_and_keeps_input_on_error(world: World, au
     assert bad.status_code == 400
     html = bad.get_data(as_text=True)
     assert "choose a rating before submitting" in html and "Needs coaching" in html
+    auth.logout()
+    auth.login("admin")  # opening one with a period typed wrong: said there, the text kept
+    opened = auth.post(
+        "/appraisals/open", {"scorecard": "appraise:monthly", "period": "November 2026"}
+    )
+    page = opened.get_data(as_text=True)
+    assert opened.status_code == 400 and 'value="November 2026"' in page
+    assert "&#39;November 2026&#39; is not a period" in page
+    assert '<option value="appraise:monthly" selected>' in page
+    auth.logout()
+    auth.login("boss")
     auth.post("/locale", {"locale": "zh", "next": "/"})  # said in the reader's language
     html = auth.post(url, {"rating-training": "11", "submit": "1"}).get_data(as_text=True)
     assert "请选择 1 到 5 之间的整数" in html and "whole number" not in html

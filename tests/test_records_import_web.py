@@ -9,6 +9,7 @@ import re
 from datetime import date
 from typing import Any
 
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from quotaflow import db
@@ -94,6 +95,18 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     assert mapping(refused.get_data(as_text=True))["1"] == "_owner"  # the mapping chosen is kept
     done = auth.post(page_url, {**form, "action": "import", "partial": "1"})
     assert done.status_code == 302 and count(app) == 2
+    # the rows left out: listed with why, and a sheet of them to fix and import again
+    left_out = done.headers["Location"]
+    assert re.fullmatch(r"/admin/import/[0-9a-f]{32}/rejected", left_out)
+    page = auth.client.get(left_out).get_data(as_text=True)
+    assert "1 row of the file was not imported into Opportunity" in page
+    assert "row 3: Product: &#39;GTXPro&#39; is not one of the choices" in page
+    sheet = auth.client.get(left_out + ".xlsx")
+    assert sheet.status_code == 200 and sheet.headers["Content-Disposition"].endswith('.xlsx"')
+    rows = list(load_workbook(io.BytesIO(sheet.data)).active.iter_rows(values_only=True))
+    assert rows[0][-1] == "Problem" and rows[0][:-1] == tuple(CSV.splitlines()[0].split(","))
+    assert len(rows) == 2 and rows[1][:3] == ("A2", "Ann Lee", "GTXPro")
+    assert "is not one of the choices" in str(rows[1][-1])
     with app.extensions["quotaflow.sessions"]() as session:
         event = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "records_import")

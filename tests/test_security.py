@@ -124,6 +124,14 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         lambda ids: ("/admin/import/" + "a" * 32 + ".csv?pack=b2b_manufacturer&form=deal", {}),
         {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
     ),
+    ("imports.rejected", "GET"): (
+        lambda ids: ("/admin/import/" + "a" * 32 + "/rejected", {}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
+    ("imports.rejected_sheet", "GET"): (
+        lambda ids: ("/admin/import/" + "a" * 32 + "/rejected.xlsx", {}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
     ("imports.run", "POST"): (
         lambda ids: (
             "/admin/import/" + "a" * 32 + ".csv",
@@ -151,7 +159,7 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ("appraisals.index", "GET"): (lambda ids: ("/appraisals", {}), SIGNED_IN),
     ("appraisals.open_period", "POST"): (
         lambda ids: ("/appraisals/open", {"scorecard": "b2b_manufacturer:nope", "period": "x"}),
-        ADMIN_ONLY,
+        {**ADMIN_ONLY, "admin": "status 400"},  # refused, said next to the field
     ),
     ("appraisals.overview", "GET"): (
         lambda ids: (f"/appraisals/{ids['appraisal']}", {}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -85,10 +86,18 @@ def test_a_whole_appraisal_cycle(pages: BrowserPage, live_server: LiveServer) ->
     assert "submitted" in manager.locator('tr[data-rep="zhang.min"]').inner_text()
 
     admin.goto(overview_url)
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:  # closing and publishing ask first: yes
+        asked.append(dialog.message)
+        dialog.accept()
+
+    admin.on("dialog", answer)
     admin.get_by_test_id("close").click()
     assert "results frozen" in admin.locator(".messages").inner_text()
     admin.get_by_test_id("publish").click()
     assert "Published" in admin.locator(".messages").inner_text()
+    assert len(asked) == 2 and "Every rep sees their score" in asked[1]
 
     rep.goto("/appraisals")
     rep.get_by_role("link", name="My scorecard").click()

@@ -58,6 +58,8 @@ def test_phone_screen_shows_usable_nav(pages: BrowserPage, live_server: LiveServ
     phone.get_by_role("link", name="Users").click()
     phone.wait_for_url(re.compile(r"/admin/users$"))
     assert phone.get_by_role("heading", name="Users").is_visible()
+    # the list reads as one card per person: nothing, Status and Deactivate included, off-screen
+    assert phone.evaluate("document.querySelector('[data-testid=users]').scrollWidth") <= 375
     assert pages.console_errors == []
 
 

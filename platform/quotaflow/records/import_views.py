@@ -4,11 +4,22 @@ good rows. The uploaded file waits in the instance folder under a random name.""
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -25,11 +36,13 @@ from quotaflow.records.importing import (
     import_records,
     read_table,
 )
+from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, xlsx_bytes
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
 PREVIEW_ROWS = 10
+REJECTED = ".rejected.json"  # beside the upload's name: the rows an import left out
 OWNER_COLUMNS = ("owner", "owner name", "account owner", "deal owner", "sales rep", "salesperson",
                  "rep", "负责人", "所有者", "销售", "销售员", "业务员", "跟进人")  # fmt: skip
 STAGE_COLUMNS = ("stage", "deal stage", "sales stage", "阶段", "销售阶段", "商机阶段")
@@ -232,4 +245,57 @@ def run(token: str) -> ResponseReturnValue:
         ),
         "success",
     )
+    if result.problems:  # which ones, and a sheet of them to fix and import again
+        stem = token.partition(".")[0]
+        by_number = dict(rows)
+        left_out = zip(result.rejected, result.problems, strict=True)
+        kept = {
+            "pack": pack.id, "form": form_id, "header": header,
+            "rows": [[number, by_number[number], problem] for number, problem in left_out],
+        }  # fmt: skip
+        (_folder() / f"{stem}{REJECTED}").write_text(json.dumps(kept), encoding="utf-8")
+        return redirect(url_for("imports.rejected", stem=stem))
     return redirect(url_for("records.index", pack_id=pack.id, form_id=form_id))
+
+
+def _rejected(stem: str) -> dict[str, Any]:
+    if not (len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)):
+        abort(404)
+    path = _folder() / f"{stem}{REJECTED}"
+    if not path.is_file():
+        abort(404)
+    kept: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return kept
+
+
+@bp.get("/<stem>/rejected")
+def rejected(stem: str) -> ResponseReturnValue:
+    """The rows an import left out, each with why, and the sheet of them to download."""
+    _admin_only()
+    kept = _rejected(stem)
+    try:
+        pack = active_pack(request_session(), kept["pack"])
+    except PackNotInstalled:
+        abort(404)
+    form = pack.forms.get(kept["form"])
+    name = label_text(form.label, current_language(), kept["form"]) if form else kept["form"]
+    return render_template(
+        "records/import_rejected.html", stem=stem, kept=kept, pack=pack, form=form, form_label=name
+    )
+
+
+@bp.get("/<stem>/rejected.xlsx")
+def rejected_sheet(stem: str) -> ResponseReturnValue:
+    """The rejected rows as they were read, a "Problem" column last: fix them, import again
+    (the extra column maps to nothing)."""
+    _admin_only()
+    kept = _rejected(stem)
+    header = [*kept["header"], _("Problem")]
+    rows = [
+        [row.get(c, "") for c in kept["header"]] + [problem] for _n, row, problem in kept["rows"]
+    ]
+    body = xlsx_bytes(header, rows, _("Rejected rows"))
+    return Response(
+        body, content_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="rejected-{kept["form"]}.xlsx"'},
+    )  # fmt: skip

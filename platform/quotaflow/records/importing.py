@@ -82,6 +82,7 @@ class ImportResult:
     total: int
     imported: int
     problems: list[str]
+    rejected: list[int] = field(default_factory=list)  # the row numbers of `problems`, in order
 
 
 def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -198,10 +199,13 @@ def import_records(
     date_field = plan.date_field or next((f.id for f in form.fields if f.type == "date"), None)
     good: list[CheckedRow] = []
     problems: list[str] = []
-    for checked in _checked_rows(pack, plan, columns, rows, people, stages, locale):
+    rejected: list[int] = []
+    checked_rows = _checked_rows(pack, plan, columns, rows, people, stages, locale)
+    for (number, _row), checked in zip(rows, checked_rows, strict=True):  # one answer a row
         progress(1)
         if isinstance(checked, str):
             problems.append(checked)
+            rejected.append(number)
         else:
             good.append(checked)
     if problems and not partial:
@@ -240,7 +244,7 @@ def import_records(
         },
     )  # fmt: skip
     session.flush()
-    return ImportResult(len(rows), len(good), problems)
+    return ImportResult(len(rows), len(good), problems, rejected)
 
 
 def _teams_by_day(session: Session) -> Callable[[int, date], int | None]:

@@ -75,13 +75,20 @@ def _require_admin() -> None:
 
 @bp.get("/appraisals")
 def index() -> ResponseReturnValue:
+    return _index()
+
+
+def _index(status: int = 200, **typed: str) -> ResponseReturnValue:
+    """The appraisals; `typed` is what a refused "open" had in its fields, with the error."""
     session = request_session()
     packs = {p.id: p for p in active_packs(session)}
     rows = list(session.scalars(select(AppraisalPeriod).order_by(AppraisalPeriod.opened_at.desc())))
     periods = [(r, packs[r.pack_id]) for r in rows if r.pack_id in packs]
     cards = [(p, c) for p in packs.values() for c in p.scorecards.values()]
     mine = set(r.id for r, p in periods if current_user.id in cycle.people_of(session, p, r))
-    return render_template("scorecards/index.html", periods=periods, cards=cards, mine=mine)
+    return render_template(
+        "scorecards/index.html", periods=periods, cards=cards, mine=mine, typed=typed
+    ), status
 
 
 @bp.post("/appraisals/open")
@@ -95,9 +102,11 @@ def open_period() -> ResponseReturnValue:
             session, pack, card_id, request.form.get("period", ""), current_user
         )
     except (QuotaflowError, PackNotInstalled) as exc:
-        session.rollback()
-        flash(said_in(current_language(), exc), "error")
-        return redirect(url_for("appraisals.index"))
+        session.rollback()  # said next to the field, what was typed kept
+        return _index(
+            400, scorecard=request.form.get("scorecard", ""),
+            period=request.form.get("period", ""), error=said_in(current_language(), exc),
+        )  # fmt: skip
     session.commit()
     flash(_("Appraisal opened."), "success")
     return redirect(url_for("appraisals.overview", period_id=row.id))

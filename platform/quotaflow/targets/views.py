@@ -13,6 +13,7 @@ from flask_login import current_user
 
 from quotaflow.errors import QuotaflowError
 from quotaflow.org.models import User
+from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.services import PackNotInstalled, active_pack
 from quotaflow.targets.adjustments import (
     adjust_target,
@@ -48,14 +49,20 @@ def _rows(root: Allocation, allowed: set[int] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _page(pack_id: str, plan_id: str, status: int = 200, **form: Any) -> ResponseReturnValue:
-    session = request_session()
+def _plan_pack(pack_id: str, plan_id: str) -> CompiledPack:
+    """The active pack when it has this target plan; else 404."""
     try:
-        pack = active_pack(session, pack_id)
+        pack = active_pack(request_session(), pack_id)
     except PackNotInstalled:
         abort(404)
     if plan_id not in pack.target_plans:
         abort(404)
+    return pack
+
+
+def _page(pack_id: str, plan_id: str, status: int = 200, **form: Any) -> ResponseReturnValue:
+    session = request_session()
+    pack = _plan_pack(pack_id, plan_id)
     allowed = teams_adjustable_by(session, pack, current_user, date.today())
     if allowed is not None and not allowed:
         abort(403)
@@ -84,12 +91,7 @@ def plan_page(pack_id: str, plan_id: str) -> ResponseReturnValue:
 def resplit(pack_id: str, plan_id: str) -> ResponseReturnValue:
     """Split the plan again on today's org (administrators), as a version."""
     session = request_session()
-    try:
-        pack = active_pack(session, pack_id)
-    except PackNotInstalled:
-        abort(404)
-    if plan_id not in pack.target_plans:
-        abort(404)
+    pack = _plan_pack(pack_id, plan_id)
     if not current_user.is_admin:
         abort(403)
     reason = request.form.get("reason", "")
@@ -109,12 +111,7 @@ def resplit(pack_id: str, plan_id: str) -> ResponseReturnValue:
 @bp.post("/targets/<pack_id>/<plan_id>/adjust")
 def adjust(pack_id: str, plan_id: str) -> ResponseReturnValue:
     session = request_session()
-    try:
-        pack = active_pack(session, pack_id)
-    except PackNotInstalled:
-        abort(404)
-    if plan_id not in pack.target_plans:
-        abort(404)
+    pack = _plan_pack(pack_id, plan_id)
     allowed = teams_adjustable_by(session, pack, current_user, date.today())
     if allowed is not None and not allowed:
         abort(403)
