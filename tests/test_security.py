@@ -115,6 +115,7 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         SIGNED_IN,
     ),
     # the import page (admins); a made-up upload name is not found
+    ("audit.log", "GET"): (lambda ids: ("/admin/audit?action=x&actor=y&about=z", {}), ADMIN_ONLY),
     ("imports.start", "GET"): (lambda ids: ("/admin/import", {}), ADMIN_ONLY),
     ("imports.upload", "POST"): (
         lambda ids: ("/admin/import", {"form": "b2b_manufacturer:deal"}),

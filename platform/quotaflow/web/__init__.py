@@ -77,6 +77,9 @@ def _init_foundation(app: Flask) -> None:
     errors.init_app(app)  # friendly 400/403/404/405/429/500 pages
     app.register_blueprint(org_views.bp)  # /admin/users, /admin/teams
     app.register_blueprint(org_views.account_bp)  # /account: one's own
+    from quotaflow.audit import views as audit_views
+
+    app.register_blueprint(audit_views.bp)  # /admin/audit: the audit log
 
 
 # --- end foundation --------------------------------------------------------------------------
