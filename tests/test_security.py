@@ -116,6 +116,8 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ),
     # the import page (admins); a made-up upload name is not found
     ("audit.log", "GET"): (lambda ids: ("/admin/audit?action=x&actor=y&about=z", {}), ADMIN_ONLY),
+    ("packs.index", "GET"): (lambda ids: ("/admin/packs", {}), ADMIN_ONLY),
+    ("packs.download", "GET"): (lambda ids: ("/admin/packs/b2b_manufacturer.zip", {}), ADMIN_ONLY),
     ("imports.start", "GET"): (lambda ids: ("/admin/import", {}), ADMIN_ONLY),
     ("imports.upload", "POST"): (
         lambda ids: ("/admin/import", {"form": "b2b_manufacturer:deal"}),

@@ -177,3 +177,35 @@ def write_pack(documents: list[dict[str, Any]], out: Path) -> Path:
 def export_pack(session: Session, pack_id: str, out: Path) -> Path:
     """Write the active version of an installed pack to a folder or .zip."""
     return write_pack(list(active_version(session, pack_id).content["documents"]), out)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedVersion:
+    """One published version of a pack, without its content."""
+
+    id: int
+    version: str
+    content_hash: str
+    published_by: str
+    published_at: datetime
+    active: bool
+
+
+def pack_versions(session: Session, pack_id: str) -> list[PublishedVersion]:
+    """Every version of a pack, the newest first, the one it serves marked."""
+    pack = session.get(Pack, pack_id)
+    active_id = pack.active_version_id if pack is not None else None
+    rows = session.execute(
+        select(
+            PackVersion.id, PackVersion.version, PackVersion.content_hash,
+            PackVersion.published_by, PackVersion.published_at,
+        )
+        .where(PackVersion.pack_id == pack_id)
+        .order_by(PackVersion.published_at.desc(), PackVersion.id.desc())
+    )  # fmt: skip
+    return [PublishedVersion(*row, active=row.id == active_id) for row in rows]
+
+
+def pack_zip(session: Session, pack_id: str) -> bytes:
+    """The active version of an installed pack as a .zip, as `pack export ID OUT.zip` writes it."""
+    return documents_to_zip(pack_files(list(active_version(session, pack_id).content["documents"])))

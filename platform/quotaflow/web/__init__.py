@@ -80,6 +80,9 @@ def _init_foundation(app: Flask) -> None:
     from quotaflow.audit import views as audit_views
 
     app.register_blueprint(audit_views.bp)  # /admin/audit: the audit log
+    from quotaflow.packs import views as pack_views
+
+    app.register_blueprint(pack_views.bp)  # /admin/packs: installed packs and versions
 
 
 # --- end foundation --------------------------------------------------------------------------
