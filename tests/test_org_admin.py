@@ -251,3 +251,24 @@ def test_admin_changes_a_users_details_and_it_is_audited(
     auth.logout()
     auth.login("li.wei")
     assert 'lang="zh' in auth.client.get("/").get_data(as_text=True)
+
+
+def test_admin_records_that_someone_left_and_their_past_stays(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    url = f"/admin/users/{org['li']}/leave"
+    assert auth.post(url, {"left_on": "someday"}).status_code == 400
+    left = auth.post(url, {"left_on": "2026-07-01"})
+    assert left.status_code == 302
+    assert spans(app, org["li"]) == [
+        ("east", "account_manager", date(2020, 1, 1), date(2026, 7, 1))
+    ]
+    with app.extensions["quotaflow.sessions"]() as session:
+        assert team_on(session, org["li"], date(2026, 6, 30)) == org["east"]  # the past stays
+        assert team_on(session, org["li"], date(2026, 7, 1)) is None
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user_leave")).one()
+        assert event.details == {"left_on": "2026-07-01"}
+    again = auth.post(url, {"left_on": "2026-08-01"})
+    assert again.status_code == 400
+    assert "They are in no team on that day." in again.get_data(as_text=True)

@@ -89,6 +89,10 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ),
         ADMIN_ONLY,
     ),
+    ("admin.leave", "POST"): (
+        lambda ids: (f"/admin/users/{ids['target']}/leave", {"left_on": "not a day"}),
+        {**ADMIN_ONLY, "admin": "status 400"},
+    ),
     ("admin.details", "POST"): (
         lambda ids: (
             f"/admin/users/{ids['target']}/details",

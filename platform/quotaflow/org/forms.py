@@ -90,6 +90,16 @@ class MoveUserForm(FlaskForm):
     )
 
 
+class LeaveForm(FlaskForm):
+    """The day a user stops being in any team (org.services.end_memberships)."""
+
+    left_on = DateField(
+        _l("Leaves on"),
+        validators=[InputRequired(message=_l("Enter the first day, e.g. 2026-12-01."))],
+        description=_l("The first day they are no longer in the team."),
+    )
+
+
 class SetPasswordForm(FlaskForm):
     """A new password for a user, typed twice."""
 

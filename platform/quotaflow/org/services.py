@@ -129,6 +129,15 @@ def move_user(session: Session, user: User, *, team: Team, role: str, on: date) 
     that day end there (one starting that very day is replaced), and what came before stays as
     it was, so older records keep the team they were made in. A membership starting after
     `on` is refused: the move would overlap it."""
+    end_memberships(session, user, on)
+    return add_membership(session, user=user, team=team, role=role, valid_from=on)
+
+
+def end_memberships(session: Session, user: User, on: date) -> int:
+    """From `on`, the user is in no team (they left, or move elsewhere that day): the
+    memberships running that day end there, one starting that very day is dropped, what came
+    before stays. Their records keep the teams they were made in; no target split counts them
+    from then on. A membership starting after `on` is refused. Returns how many ended."""
     later = session.scalars(
         select(Membership)
         .where(Membership.user_id == user.id, Membership.valid_from > on)
@@ -144,13 +153,15 @@ def move_user(session: Session, user: User, *, team: Team, role: str, on: date) 
             later=later.valid_from.isoformat(),
             on=on.isoformat(),
         )
+    ended = 0
     for running in session.scalars(select(Membership).where(*_valid_on(user.id, on))):
         if running.valid_from == on:
             session.delete(running)
         else:
             running.valid_to = on
+        ended += 1
     session.flush()
-    return add_membership(session, user=user, team=team, role=role, valid_from=on)
+    return ended
 
 
 def memberships_of(session: Session, user: User) -> list[Membership]:

@@ -21,6 +21,7 @@ from quotaflow.messages import said_in
 from quotaflow.org.forms import (
     AddUserForm,
     ChangePasswordForm,
+    LeaveForm,
     MoveUserForm,
     SetPasswordForm,
     TeamForm,
@@ -36,6 +37,7 @@ from quotaflow.org.services import (
     change_details,
     change_team,
     current_memberships,
+    end_memberships,
     memberships_of,
     move_user,
     set_active,
@@ -98,7 +100,7 @@ def add() -> ResponseReturnValue:
 @admin_required
 def user_page(user_id: int) -> ResponseReturnValue:
     """One user: their details, memberships over time, a move to another team, a password."""
-    return _user_page(_user_or_404(user_id), _move_form(), SetPasswordForm())
+    return _user_page(_user_or_404(user_id))
 
 
 @bp.post("/users/<int:user_id>/details")
@@ -108,7 +110,7 @@ def details(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     form = UserDetailsForm()
     if not form.validate_on_submit():
-        return _user_page(user, _move_form(), SetPasswordForm(), form), 400
+        return _user_page(user, details_form=form), 400
     db = request_session()
     try:
         changes = change_details(
@@ -119,7 +121,7 @@ def details(user_id: int) -> ResponseReturnValue:
     except OrgError as exc:
         db.rollback()
         form.display_name.errors = [*form.display_name.errors, said_in(current_language(), exc)]
-        return _user_page(user, _move_form(), SetPasswordForm(), form), 400
+        return _user_page(user, details_form=form), 400
     if changes:
         record_event(
             db, actor=current_user.username, action="user_change", object_type="user",
@@ -139,7 +141,7 @@ def move(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     form = _move_form()
     if not form.validate_on_submit():
-        return _user_page(user, form, SetPasswordForm()), 400
+        return _user_page(user, move_form=form), 400
     db = request_session()
     team = db.get(Team, int(form.team.data))
     assert team is not None  # validate_choice guarantees it
@@ -148,7 +150,7 @@ def move(user_id: int) -> ResponseReturnValue:
     except OrgError as exc:
         db.rollback()
         form.valid_from.errors = [*form.valid_from.errors, said_in(current_language(), exc)]
-        return _user_page(user, form, SetPasswordForm()), 400
+        return _user_page(user, move_form=form), 400
     _audit("user_move", user, team=team.key, role=form.role.data,
            valid_from=form.valid_from.data.isoformat())  # fmt: skip
     db.commit()
@@ -160,6 +162,32 @@ def move(user_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.user_page", user_id=user.id))
 
 
+@bp.post("/users/<int:user_id>/leave")
+@admin_required
+def leave(user_id: int) -> ResponseReturnValue:
+    """From a day on, the user is in no team (they left); before it, as was."""
+    user = _user_or_404(user_id)
+    form = LeaveForm()
+    if not form.validate_on_submit():
+        return _user_page(user, leave_form=form), 400
+    db = request_session()
+    day = form.left_on.data
+    try:
+        ended = end_memberships(db, user, day)
+    except OrgError as exc:
+        db.rollback()
+        form.left_on.errors = [*form.left_on.errors, said_in(current_language(), exc)]
+        return _user_page(user, leave_form=form), 400
+    if not ended:
+        form.left_on.errors = [*form.left_on.errors, _("They are in no team on that day.")]
+        return _user_page(user, leave_form=form), 400
+    _audit("user_leave", user, left_on=day.isoformat())
+    db.commit()
+    flash(_("%(name)s is in no team from %(day)s.", name=user.username, day=day.isoformat()),
+          "success")  # fmt: skip
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
 @bp.post("/users/<int:user_id>/password")
 @admin_required
 def password(user_id: int) -> ResponseReturnValue:
@@ -167,12 +195,12 @@ def password(user_id: int) -> ResponseReturnValue:
     user = _user_or_404(user_id)
     form = SetPasswordForm()
     if not form.validate_on_submit():
-        return _user_page(user, _move_form(), form), 400
+        return _user_page(user, password_form=form), 400
     try:
         set_password(user, form.password.data)
     except OrgError as exc:
         form.password.errors = [*form.password.errors, said_in(current_language(), exc)]
-        return _user_page(user, _move_form(), form), 400
+        return _user_page(user, password_form=form), 400
     _audit("user_password", user)
     request_session().commit()
     if user.id == current_user.id:
@@ -370,16 +398,18 @@ def _role_labels() -> dict[str, str]:
 
 def _user_page(
     user: User,
-    move_form: MoveUserForm,
-    password_form: SetPasswordForm,
+    *,
+    move_form: MoveUserForm | None = None,
+    password_form: SetPasswordForm | None = None,
     details_form: UserDetailsForm | None = None,
+    leave_form: LeaveForm | None = None,
 ) -> str:
-    if details_form is None:
-        details_form = UserDetailsForm(obj=user)
+    """The user's page; a form given is the one refused, shown with its input and errors."""
     return render_template(
         "admin/user.html", user=user, memberships=memberships_of(request_session(), user),
-        move_form=move_form, password_form=password_form, details_form=details_form,
-        today=utcnow().date(), role_labels=_role_labels(),
+        move_form=move_form or _move_form(), password_form=password_form or SetPasswordForm(),
+        details_form=details_form or UserDetailsForm(obj=user),
+        leave_form=leave_form or LeaveForm(), today=utcnow().date(), role_labels=_role_labels(),
     )  # fmt: skip
 
 
