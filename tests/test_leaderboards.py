@@ -270,6 +270,14 @@ def test_a_new_empty_sub_team_neither_hides_its_parent_nor_joins_the_board(world
         ("South", Decimal("2000.00")),
         ("North", Decimal("950.00")),  # its reps sit in North, not in the new sub-team
     ]
+    # a rep sitting in the company itself does not put the company, which holds every team's
+    # figures, at the top of a board of teams
+    with db.transaction(world.sessions) as session:
+        eve = add_user(session, username="eve", display_name="Eve", password=TEST_PASSWORD)
+        session.add(Membership(user_id=eve.id, team_id=world.teams["company"], role="rep",
+                               valid_from=date(2026, 1, 1)))  # fmt: skip
+    again = world.board("teams", parse_period("2026-Q4"))
+    assert [r.name for r in again.rows] == ["South", "North"]
 
 
 def test_unknown_board_and_team_are_refused(world: World) -> None:

@@ -73,6 +73,7 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     page = auth.client.get(page_url)
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Import 3 rows as Opportunity" in html
+    assert "read-as-gbk" not in html
     guessed = mapping(html)
     # names match field ids, "Close value" matches the amount field's label
     assert (
@@ -103,6 +104,9 @@ def test_upload_preview_check_and_import(app: Any, make_user: Any, auth: Any) ->
     assert "row 3: Product: &#39;GTXPro&#39; is not one of the choices" in page
     sheet = auth.client.get(left_out + ".xlsx")
     assert sheet.status_code == 200 and sheet.headers["Content-Disposition"].endswith('.xlsx"')
+    with app.extensions["quotaflow.sessions"]() as session:  # a download of people's data
+        downloads = select(AuditEvent).where(AuditEvent.action == "import_rejected_download")
+        assert session.scalars(downloads).one().details == {"rows": 1}
     rows = list(load_workbook(io.BytesIO(sheet.data)).active.iter_rows(values_only=True))
     assert rows[0][-1] == "Problem" and rows[0][:-1] == tuple(CSV.splitlines()[0].split(","))
     assert len(rows) == 2 and rows[1][:3] == ("A2", "Ann Lee", "GTXPro")
@@ -135,6 +139,7 @@ def test_a_chinese_excel_csv_is_read_and_its_owner_and_stage_columns_found(
     )
     html = auth.client.get(upload(auth, sheet.encode("gbk"))).get_data(as_text=True)
     assert "上海机电" in html  # decoded, not refused and not mojibake
+    assert 'data-testid="read-as-gbk"' in html  # and said, in case the file was not Chinese
     guessed = mapping(html)
     assert guessed["1"] == "_owner" and guessed["4"] == "_stage"
     latin = upload(auth, "opportunity_id,account\nA1,Caf\xe9 \xff\n".encode("latin-1"))

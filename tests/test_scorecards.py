@@ -137,6 +137,10 @@ def test_a_kpi_with_nothing_to_measure_or_to_measure_against_is_blank_not_capped
     assert scored["calls"].score == 50 and not scored["calls"].excluded
     blank_calls = score_card(card_pack(tmp_path / "b", "exclude"), "card", {"visits": 40})
     assert {i.id: i for i in blank_calls.items}["calls"].excluded
+    # a rule that says what no target scores is asked, not overruled
+    own = card_pack(tmp_path / "c", floor="IF(ISBLANK(actual), 40, attainment * 100)")
+    calls = {i.id: i for i in score_card(own, "card", {"visits": 40}).items}["calls"]
+    assert calls.score == 40 and not calls.excluded
 
 
 def test_a_wholly_blank_group_shares_its_weight_among_the_others(tmp_path: Path) -> None:

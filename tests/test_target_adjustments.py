@@ -249,3 +249,49 @@ def test_the_org_changing_moves_no_target_until_the_plan_is_split_again(
     auth.login("wang.fang", DEMO_PASSWORD)
     refused = auth.post("/targets/b2b_manufacturer/revenue_fy2026/resplit", {"reason": "x"})
     assert refused.status_code == 403
+
+
+def test_an_org_set_up_after_the_plan_began_follows_the_org_until_a_day_is_pinned(
+    sessions: sessionmaker[Session],
+) -> None:
+    from quotaflow import db
+    from quotaflow.org.services import add_membership, add_user, ensure_team
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.validate import load_pack
+    from quotaflow.resources import stock_pack_dir
+
+    march = date(2026, 3, 10)
+    with db.transaction(sessions) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+        company = ensure_team(session, key="acme", name="ACME")
+        east = ensure_team(session, key="east", name="East", parent=company)
+        team = ensure_team(session, key="east_key_accounts", name="East KA", parent=east)
+        admin = add_user(session, username="admin", display_name="Admin", is_admin=True)
+        first = add_user(session, username="first", display_name="First")
+        add_membership(session, user=first, team=team, role="account_manager",
+                       valid_from=date(2026, 3, 1))  # fmt: skip
+    with db.transaction(sessions) as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        alone = breakdown(session, pack, "revenue_fy2026", today=march).tiers["ideal"]
+        assert alone.find("first").amount == alone.amount  # type: ignore[union-attr]
+        second = add_user(session, username="second", display_name="Second")
+        add_membership(session, user=second, team=team, role="account_manager",
+                       valid_from=date(2026, 3, 5))  # fmt: skip
+    with db.transaction(sessions) as session:
+        # nobody was there on the plan's first day: the split follows the org being set up,
+        # so the first person added does not keep the whole plan
+        pack = active_pack(session, "b2b_manufacturer")
+        two = breakdown(session, pack, "revenue_fy2026", today=march).tiers["ideal"]
+        assert two.find("first").amount == two.find("second").amount == two.amount / 2  # type: ignore[union-attr]
+        # the administrator pins the day once the org is set up: later hires move nothing
+        resplit_target(session, pack, "revenue_fy2026", reason="org set up",
+                       actor=session.merge(admin), today=march)  # fmt: skip
+        third = add_user(session, username="third", display_name="Third")
+        add_membership(
+            session, user=third, team=team, role="account_manager", valid_from=date(2026, 3, 11)
+        )
+    with db.transaction(sessions) as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        later = breakdown(session, pack, "revenue_fy2026", today=date(2026, 4, 1))
+        assert later.on == march and later.tiers["ideal"].find("third") is None
+        assert later.tiers["ideal"].find("first").amount == two.amount / 2  # type: ignore[union-attr]

@@ -169,6 +169,10 @@ def _scope(
             if team == team_id and user in org.members_on(period, engine.rep_roles())
         )
     seated = set(org.home_teams(period, engine.rep_roles()).values())
+    # a team's figure holds its sub-teams': a seated team with a seated team below it would
+    # count them twice (and the company, a rep sitting in it, would top every board)
+    above = {a for t in seated for a in org.ancestors.get(t, (t,))[1:]}
+    seated -= above
     if team_id is None:
         return sorted(seated)
     return sorted(t for t in seated if team_id in org.ancestors.get(t, ()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from quotaflow.audit import record_event
 from quotaflow.errors import QuotaflowError
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
@@ -43,6 +45,7 @@ from quotaflow.web.i18n import current_language
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
 PREVIEW_ROWS = 10
 REJECTED = ".rejected.json"  # beside the upload's name: the rows an import left out
+KEEP_SECONDS = 7 * 24 * 3600
 OWNER_COLUMNS = ("owner", "owner name", "account owner", "deal owner", "sales rep", "salesperson",
                  "rep", "负责人", "所有者", "销售", "销售员", "业务员", "跟进人")  # fmt: skip
 STAGE_COLUMNS = ("stage", "deal stage", "sales stage", "阶段", "销售阶段", "商机阶段")
@@ -96,6 +99,7 @@ def upload() -> ResponseReturnValue:
     if suffix not in SUFFIXES:
         flash(_("Expected a .csv or .xlsx file, not %(name)s.", name=file.filename), "error")
         return redirect(url_for("imports.start"))
+    _forget_old_files()
     token = f"{secrets.token_hex(16)}{suffix}"
     data = file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
@@ -136,6 +140,18 @@ def _context(
     }  # fmt: skip
 
 
+def _read_as_gbk(path: Path) -> bool:
+    """Whether the upload was read as GBK (not UTF-8): the page says so, as a file in another
+    encoding (a Western Excel's) may read as GBK too, into wrong characters."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _type(form: Any, field_id: str) -> str:
     return next(f.type for f in form.fields if f.id == field_id)
 
@@ -167,10 +183,11 @@ def _pack_form() -> tuple[CompiledPack, str]:
 def mapping(token: str) -> ResponseReturnValue:
     _admin_only()
     pack, form_id = _pack_form()
-    _path, header, rows = _read(token)
+    path, header, rows = _read(token)
     return render_template(
-        "records/import_map.html", token=token, chosen={}, **_context(pack, form_id, header, rows)
-    )
+        "records/import_map.html", token=token, chosen={}, read_as_gbk=_read_as_gbk(path),
+        **_context(pack, form_id, header, rows),
+    )  # fmt: skip
 
 
 @bp.post("/<token>")
@@ -192,7 +209,7 @@ def run(token: str) -> ResponseReturnValue:
     check_only = f.get("action") != "import"
     partial = bool(f.get("partial"))
     session = request_session()
-    context = _context(pack, form_id, header, rows)
+    context = {**_context(pack, form_id, header, rows), "read_as_gbk": _read_as_gbk(path)}
     chosen = {
         **columns,
         "date_field": f.get("date_field", ""),
@@ -258,6 +275,15 @@ def run(token: str) -> ResponseReturnValue:
     return redirect(url_for("records.index", pack_id=pack.id, form_id=form_id))
 
 
+def _forget_old_files() -> None:
+    """Uploads never imported and lists of rows left out are kept a week, then deleted: they
+    hold people's data the records now keep (or that was never wanted)."""
+    horizon = time.time() - KEEP_SECONDS
+    for path in _folder().iterdir():
+        if path.is_file() and path.stat().st_mtime < horizon:
+            path.unlink(missing_ok=True)
+
+
 def _rejected(stem: str) -> dict[str, Any]:
     if not (len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)):
         abort(404)
@@ -290,6 +316,13 @@ def rejected_sheet(stem: str) -> ResponseReturnValue:
     (the extra column maps to nothing)."""
     _admin_only()
     kept = _rejected(stem)
+    session = request_session()
+    record_event(
+        session, actor=current_user.username, action="import_rejected_download",
+        object_type="form", object_id=f"{kept['pack']}/{kept['form']}",
+        details={"rows": len(kept["rows"])},
+    )  # fmt: skip
+    session.commit()
     header = [*kept["header"], _("Problem")]
     rows = [
         [row.get(c, "") for c in kept["header"]] + [problem] for _n, row, problem in kept["rows"]

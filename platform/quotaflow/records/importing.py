@@ -390,14 +390,14 @@ def row_text(value: Raw) -> str:
 def _choice_ids(field: FieldDef) -> dict[str, str]:
     """Every way a person writes one of the field's choices (its value, its label in each
     language; any case) -> the value stored."""
-    out: dict[str, str] = {}
+    values = [c.value if isinstance(c, ChoiceDef) else str(c) for c in field.choices]
+    out: dict[str, str] = {value.lower(): value for value in values}  # a value wins a label
     for choice in field.choices:
-        if not isinstance(choice, ChoiceDef):
-            out[str(choice).lower()] = str(choice)
-            continue
-        labels = choice.label.values() if isinstance(choice.label, dict) else [choice.label]
-        for text in (choice.value, *[t for t in labels if isinstance(t, str)]):
-            out.setdefault(text.strip().lower(), choice.value)
+        if isinstance(choice, ChoiceDef):
+            labels = choice.label.values() if isinstance(choice.label, dict) else [choice.label]
+            for text in labels:
+                if isinstance(text, str):
+                    out.setdefault(text.strip().lower(), choice.value)
     return out
 
 

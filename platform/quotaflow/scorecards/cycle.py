@@ -222,7 +222,8 @@ def calibration(
     engine = KpiEngine(session, pack)
     period = period_of(row, pack)
     teams = engine.org.teams
-    team_of = {user: teams[team][1] for user, team in engine.org.home_teams(period).items()}
+    seats = engine.org.home_teams(period, engine.rep_roles())  # where they sit as reps
+    team_of = {user: teams[team][1] for user, team in seats.items()}
     by_team: dict[str, Counter[str]] = {}
     overall: Counter[str] = Counter()
     for rep, shown in results.items():

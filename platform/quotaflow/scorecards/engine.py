@@ -20,6 +20,7 @@ from quotaflow.packs.definitions import ScorecardDef, ScoreItemDef, label_text, 
 
 DEFAULT_KPI_SCORE = "MIN(actual / target, 1.2) * 100"
 DEFAULT_RATING_SCORE = "rating / scale_max * 100"
+BLANK_AWARE = frozenset({"IF", "ISBLANK", "COALESCE"})  # a rule using one decides blanks itself
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
 
@@ -214,10 +215,12 @@ def _item_score(
         )
         names: dict[str, Any] = {"actual": actual, "target": target, "attainment": attainment}
         kind = "kpi"
-        if actual is None or (not target and rule.names & {"target", "attainment"}):
+        unmeasured = actual is None or (not target and rule.names & {"target", "attainment"})
+        if unmeasured and not rule.functions & BLANK_AWARE:
             # Nothing to measure, or nothing to measure against: the item is blank and follows
             # the card's policy. Left to its rule, MIN(actual / target, 1.2) would skip the
-            # blank quotient and give the cap: 120 to a new rep who has no target yet.
+            # blank quotient and give the cap: 120 to a new rep who has no target yet. A rule
+            # that says what a blank or zero scores (IF, ISBLANK, COALESCE) is asked instead.
             return actual, target, attainment, _blank_score(policy), kind
     elif item.manual is not None:
         low, high = item.scale or (1, 5)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quotaflow.audit import record_event
+from quotaflow.kpis.engine import KpiEngine
 from quotaflow.messages import N_, translate
 from quotaflow.org.models import Membership, User
 from quotaflow.org.roles import Capability, roles_with
@@ -25,7 +26,7 @@ from quotaflow.org.services import team_and_subteams
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.targets.decompose import Allocation, TargetError, adjust
 from quotaflow.targets.models import TargetAdjustment
-from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown, plan_of
+from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown, pinned_split_day, plan_of
 
 
 def versions_of(session: Session, pack_id: str, plan_id: str) -> list[TargetAdjustment]:
@@ -152,7 +153,9 @@ def resplit_target(
     after = breakdown(session, pack, plan_id, on=day, today=today, adjusted=False)
     before_amounts = _all_amounts(current.tiers[tier])
     after_amounts = _all_amounts(after.tiers[tier])
-    if before_amounts == after_amounts:
+    engine = KpiEngine(session, pack, today=today)
+    settled = pinned_split_day(session, engine, pack, plan_id, current.period) is not None
+    if before_amounts == after_amounts and settled:  # while the org is set up: pins the day
         same = N_("Split on today's team, every target would stay as it is: nothing to save.")
         raise refused(same)
     row = TargetAdjustment(

@@ -166,21 +166,35 @@ def split_day(
     today: date | None,
 ) -> date:  # fmt: skip
     """The day whose org the plan is split on: the day of its latest "split again", else the
-    period's first day, or the first day somebody in a rep role was in the org when that came
-    later (an org set up mid-year); never after today or the period.
+    period's first day when there were reps on it; else (an org still being set up after the
+    period began) today, until an administrator pins a day by splitting again. Never after the
+    period.
 
-    A target does not move when the org does: a person added, moved or gone changes nobody's
-    target until an administrator splits the plan again, as a version with its reason."""
+    A target does not move when a settled org does: a person added, moved or gone changes
+    nobody's target until an administrator splits the plan again, as a version with its
+    reason. While the org is being set up, people added one by one do not hand the first of
+    them the whole plan."""
+    pinned = pinned_split_day(session, engine, pack, plan_id, period)
+    if pinned is not None:
+        return pinned
+    latest = min(period.end, today) if today is not None else period.end
+    return max(period.start, latest)
+
+
+def pinned_split_day(
+    session: Session, engine: KpiEngine, pack: CompiledPack, plan_id: str, period: Period
+) -> date | None:
+    """The day of the plan's latest "split again", else its period's first day when there
+    were reps on it; None while the org is still being set up (the split follows it)."""
     from quotaflow.targets.adjustments import versions_of
 
     resplits = [v for v in versions_of(session, pack.id, plan_id) if v.node_key == RESPLIT]
     if resplits:
         return date.fromisoformat(str(resplits[-1].after[SPLIT_ON]))
-    rep_roles = engine.rep_roles()
-    starts = [start for _u, _t, role, start, _e in engine.org.memberships if role in rep_roles]
-    day = max(period.start, min(starts)) if starts else period.start
-    latest = min(period.end, today) if today is not None else period.end
-    return max(period.start, min(day, latest))
+    first_day = Period("day", period.start, period.start, period.start.isoformat())
+    if engine.org.members_on(first_day, engine.rep_roles()):
+        return period.start
+    return None
 
 
 def apply_adjustments(
@@ -255,11 +269,17 @@ def allocations_of(
     """node id (user or team) -> its allocations of that kind in a tier (a rep in two teams
     has two). The company at the top is a team too when the org has one top team: its head
     reads the plan's total against that team's figures."""
-    kinds = {kind, "company"} if kind == "team" else {kind}
     found: dict[int, list[Allocation]] = {}
+    company: Allocation | None = None
     for allocation in plan.tiers[tier or plan.main_tier].walk():
-        if allocation.node.kind in kinds and allocation.node.id is not None:
+        if allocation.node.id is None:
+            continue
+        if allocation.node.kind == kind:
             found.setdefault(allocation.node.id, []).append(allocation)
+        elif kind == "team" and allocation.node.kind == "company":
+            company = allocation
+    if company is not None and company.node.id not in found:  # not twice when it is a team too
+        found[company.node.id] = [company]  # type: ignore[index]
     return found
 
 
