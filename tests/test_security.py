@@ -122,6 +122,16 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
     ("audit.log", "GET"): (lambda ids: ("/admin/audit?action=x&actor=y&about=z", {}), ADMIN_ONLY),
     ("packs.index", "GET"): (lambda ids: ("/admin/packs", {}), ADMIN_ONLY),
     ("packs.download", "GET"): (lambda ids: ("/admin/packs/b2b_manufacturer.zip", {}), ADMIN_ONLY),
+    ("org_import.start", "GET"): (lambda ids: ("/admin/org-import", {}), ADMIN_ONLY),
+    ("org_import.upload", "POST"): (lambda ids: ("/admin/org-import", {}), ADMIN_ONLY),
+    ("org_import.check", "GET"): (
+        lambda ids: ("/admin/org-import/" + "a" * 32 + ".csv", {}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
+    ("org_import.run", "POST"): (
+        lambda ids: ("/admin/org-import/" + "a" * 32 + ".csv", {}),
+        {"anonymous": LOGIN, "rep": FORBIDDEN, "manager": FORBIDDEN, "admin": "status 404"},
+    ),
     ("imports.start", "GET"): (lambda ids: ("/admin/import", {}), ADMIN_ONLY),
     ("imports.upload", "POST"): (
         lambda ids: ("/admin/import", {"form": "b2b_manufacturer:deal"}),

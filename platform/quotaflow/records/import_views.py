@@ -99,7 +99,7 @@ def upload() -> ResponseReturnValue:
     if suffix not in SUFFIXES:
         flash(_("Expected a .csv or .xlsx file, not %(name)s.", name=file.filename), "error")
         return redirect(url_for("imports.start"))
-    _forget_old_files()
+    forget_old_files()
     token = f"{secrets.token_hex(16)}{suffix}"
     data = file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
@@ -275,7 +275,7 @@ def run(token: str) -> ResponseReturnValue:
     return redirect(url_for("records.index", pack_id=pack.id, form_id=form_id))
 
 
-def _forget_old_files() -> None:
+def forget_old_files() -> None:
     """Uploads never imported and lists of rows left out are kept a week, then deleted: they
     hold people's data the records now keep (or that was never wanted)."""
     horizon = time.time() - KEEP_SECONDS

@@ -83,6 +83,9 @@ def _init_foundation(app: Flask) -> None:
     from quotaflow.packs import views as pack_views
 
     app.register_blueprint(pack_views.bp)  # /admin/packs: installed packs and versions
+    from quotaflow.org import import_views as org_import_views
+
+    app.register_blueprint(org_import_views.bp)  # /admin/org-import: people and teams
 
 
 # --- end foundation --------------------------------------------------------------------------

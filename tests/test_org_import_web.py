@@ -1,0 +1,82 @@
+"""The org import page: an administrator uploads people and teams, sees what would change
+(nothing written), imports it all or nothing; problems are listed by row; nobody else gets in."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from flask import Flask
+from sqlalchemy import select
+
+from quotaflow.audit.models import AuditEvent
+from quotaflow.org.models import Membership, Team, User
+from tests.conftest import AuthActions
+
+HEADER = "username,display_name,email,team,team_name,parent_team,role,valid_from,valid_to,is_admin"
+SHEET = (
+    f"{HEADER}\n"
+    ",,,north,North,east,,,,\n"
+    "ann.lee,Ann Lee,ann@example.com,north,,,rep,2026-01-01,,\n"
+    "bo.chen,Bo Chen,,north,,,manager,2026-01-01,,\n"
+)
+
+
+def upload(auth: AuthActions, text: str, name: str = "org.csv") -> str:
+    sent = auth.post(
+        "/admin/org-import", {"file": (io.BytesIO(text.encode()), name)},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    assert sent.status_code == 302, sent.get_data(as_text=True)[:300]
+    return str(sent.headers["Location"])
+
+
+def names(app: Flask) -> set[str]:
+    with app.extensions["quotaflow.sessions"]() as session:
+        return set(session.scalars(select(User.username)))
+
+
+def test_admin_checks_then_imports_people_and_teams(
+    app: Flask, auth: AuthActions, make_user
+) -> None:  # type: ignore[no-untyped-def]
+    make_user("boss", is_admin=True)
+    make_user("rep", team="east", role="rep")
+    auth.login("rep")
+    assert auth.client.get("/admin/org-import").status_code == 403
+    auth.logout()
+    auth.login("boss")
+    assert 'data-testid="org-import-link"' in auth.client.get("/admin/teams").get_data(as_text=True)
+    page_url = upload(auth, SHEET)
+    assert re.fullmatch(r"/admin/org-import/[0-9a-f]{32}\.csv\?name=org\.csv", page_url)
+    checked = auth.client.get(page_url).get_data(as_text=True)
+    problems = re.findall(r"<li>(.*?)</li>", checked)
+    assert "People: 2 added, 0 updated" in checked, problems
+    assert "Teams: 1 created" in checked
+    assert "ann.lee" not in names(app)  # a check writes nothing
+    done = auth.post(page_url.split("?")[0], {})
+    assert done.status_code == 302 and done.headers["Location"] == "/admin/teams"
+    assert {"ann.lee", "bo.chen"} <= names(app)
+    with app.extensions["quotaflow.sessions"]() as session:
+        north = session.scalars(select(Team).where(Team.key == "north")).one()
+        rows = session.execute(
+            select(User.username, Membership.role).join(Membership, Membership.user_id == User.id)
+            .where(Membership.team_id == north.id)
+        )  # fmt: skip
+        roles = {username: role for username, role in rows}
+        assert roles == {"ann.lee": "rep", "bo.chen": "manager"}
+        assert session.scalars(select(AuditEvent).where(AuditEvent.action == "org_import")).one()
+    assert auth.client.get(page_url).status_code == 404  # the upload is gone once imported
+
+
+def test_a_bad_sheet_lists_its_problems_by_row_and_changes_nothing(
+    app: Flask, auth: AuthActions, make_user
+) -> None:  # type: ignore[no-untyped-def]
+    make_user("boss", is_admin=True)
+    auth.login("boss")
+    bad = SHEET + "Bad Name,X,not-an-email,north,,,chief,2026-13-01,,\n"
+    checked = auth.client.get(upload(auth, bad))
+    text = checked.get_data(as_text=True)
+    assert checked.status_code == 400 and "nothing was imported" in text
+    assert re.search(r"row 5: ", text) and "chief" in text
+    assert "ann.lee" not in names(app)
+    assert auth.client.get("/admin/org-import/" + "a" * 32 + ".csv").status_code == 404
