@@ -5,8 +5,6 @@ good rows. The uploaded file waits in the instance folder under a random name.""
 from __future__ import annotations
 
 import json
-import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -32,7 +29,6 @@ from quotaflow.packs.definitions import label_text
 from quotaflow.packs.services import PackNotInstalled, active_pack, active_packs
 from quotaflow.pipelines.services import pipeline_of
 from quotaflow.records.importing import (
-    MAX_IMPORT_BYTES,
     ImportPlan,
     ImportRejected,
     import_records,
@@ -41,44 +37,25 @@ from quotaflow.records.importing import (
 from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, xlsx_bytes
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
+from quotaflow.web.uploads import (
+    admin_only,
+    is_token_stem,
+    saved_upload,
+    upload_path,
+    uploads_folder,
+)
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
 PREVIEW_ROWS = 10
 REJECTED = ".rejected.json"  # beside the upload's name: the rows an import left out
-KEEP_SECONDS = 7 * 24 * 3600
 OWNER_COLUMNS = ("owner", "owner name", "account owner", "deal owner", "sales rep", "salesperson",
                  "rep", "负责人", "所有者", "销售", "销售员", "业务员", "跟进人")  # fmt: skip
 STAGE_COLUMNS = ("stage", "deal stage", "sales stage", "阶段", "销售阶段", "商机阶段")
-SUFFIXES = (".csv", ".xlsx")
-
-
-def _admin_only() -> None:
-    if not current_user.is_admin:
-        abort(403)
-
-
-def _folder() -> Path:
-    folder = Path(current_app.instance_path) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _upload(token: str) -> Path:
-    name, dot, suffix = token.partition(".")
-    if (
-        not (dot and len(name) == 32 and all(c in "0123456789abcdef" for c in name))
-        or f".{suffix}" not in SUFFIXES
-    ):
-        abort(404)
-    path = _folder() / token
-    if not path.is_file():
-        abort(404)
-    return path
 
 
 @bp.get("")
 def start() -> ResponseReturnValue:
-    _admin_only()
+    admin_only()
     forms = [
         (p.id, f.id, label_text(f.label, current_language(), f.id))
         for p in active_packs(request_session())
@@ -89,27 +66,13 @@ def start() -> ResponseReturnValue:
 
 @bp.post("")
 def upload() -> ResponseReturnValue:
-    _admin_only()
-    file = request.files.get("file")
-    target = request.form.get("form", "")
-    suffix = Path(file.filename or "").suffix.lower() if file else ""
-    if file is None or not file.filename:
-        flash(_("Choose a file to import."), "error")
+    admin_only()
+    token = saved_upload()
+    if token is None:
         return redirect(url_for("imports.start"))
-    if suffix not in SUFFIXES:
-        flash(_("Expected a .csv or .xlsx file, not %(name)s.", name=file.filename), "error")
-        return redirect(url_for("imports.start"))
-    forget_old_files()
-    token = f"{secrets.token_hex(16)}{suffix}"
-    data = file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        flash(_("The file is larger than %(mb)s MB.", mb=MAX_IMPORT_BYTES // 1024 // 1024), "error")
-        return redirect(url_for("imports.start"))
-    (_folder() / token).write_bytes(data)
-    pack_id, _sep, form_id = target.partition(":")
-    return redirect(
-        url_for("imports.mapping", token=token, pack=pack_id, form=form_id, name=file.filename)
-    )
+    pack_id, _sep, form_id = request.form.get("form", "").partition(":")
+    name = request.files["file"].filename
+    return redirect(url_for("imports.mapping", token=token, pack=pack_id, form=form_id, name=name))
 
 
 def _context(
@@ -157,7 +120,7 @@ def _type(form: Any, field_id: str) -> str:
 
 
 def _read(token: str) -> tuple[Path, list[str], list[Any]]:
-    path = _upload(token)
+    path = upload_path(token)
     try:
         header, rows = read_table(path)
     except QuotaflowError as exc:
@@ -181,7 +144,7 @@ def _pack_form() -> tuple[CompiledPack, str]:
 
 @bp.get("/<token>")
 def mapping(token: str) -> ResponseReturnValue:
-    _admin_only()
+    admin_only()
     pack, form_id = _pack_form()
     path, header, rows = _read(token)
     return render_template(
@@ -192,7 +155,7 @@ def mapping(token: str) -> ResponseReturnValue:
 
 @bp.post("/<token>")
 def run(token: str) -> ResponseReturnValue:
-    _admin_only()
+    admin_only()
     pack, form_id = _pack_form()
     path, header, rows = _read(token)
     f = request.form
@@ -270,24 +233,15 @@ def run(token: str) -> ResponseReturnValue:
             "pack": pack.id, "form": form_id, "header": header,
             "rows": [[number, by_number[number], problem] for number, problem in left_out],
         }  # fmt: skip
-        (_folder() / f"{stem}{REJECTED}").write_text(json.dumps(kept), encoding="utf-8")
+        (uploads_folder() / f"{stem}{REJECTED}").write_text(json.dumps(kept), encoding="utf-8")
         return redirect(url_for("imports.rejected", stem=stem))
     return redirect(url_for("records.index", pack_id=pack.id, form_id=form_id))
 
 
-def forget_old_files() -> None:
-    """Uploads never imported and lists of rows left out are kept a week, then deleted: they
-    hold people's data the records now keep (or that was never wanted)."""
-    horizon = time.time() - KEEP_SECONDS
-    for path in _folder().iterdir():
-        if path.is_file() and path.stat().st_mtime < horizon:
-            path.unlink(missing_ok=True)
-
-
 def _rejected(stem: str) -> dict[str, Any]:
-    if not (len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)):
+    if not is_token_stem(stem):
         abort(404)
-    path = _folder() / f"{stem}{REJECTED}"
+    path = uploads_folder() / f"{stem}{REJECTED}"
     if not path.is_file():
         abort(404)
     kept: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -297,7 +251,7 @@ def _rejected(stem: str) -> dict[str, Any]:
 @bp.get("/<stem>/rejected")
 def rejected(stem: str) -> ResponseReturnValue:
     """The rows an import left out, each with why, and the sheet of them to download."""
-    _admin_only()
+    admin_only()
     kept = _rejected(stem)
     try:
         pack = active_pack(request_session(), kept["pack"])
@@ -314,7 +268,7 @@ def rejected(stem: str) -> ResponseReturnValue:
 def rejected_sheet(stem: str) -> ResponseReturnValue:
     """The rejected rows as they were read, a "Problem" column last: fix them, import again
     (the extra column maps to nothing)."""
-    _admin_only()
+    admin_only()
     kept = _rejected(stem)
     session = request_session()
     record_event(
