@@ -271,6 +271,53 @@ def test_a_rejected_approval_leaves_the_deal_where_it_was(world: World) -> None:
         )
 
 
+def _decide(world: World, approve: bool) -> None:
+    with db.transaction(world.sessions) as session:
+        (pending,) = approval_queue(session, world.user(session, world.manager), today=TODAY)
+        decide_approval(session, world.pack(session), pending.id,
+                        approver=world.user(session, world.manager), approve=approve, today=TODAY)  # fmt: skip
+
+
+def test_the_stage_that_asks_for_approval_cannot_be_skipped_or_gone_round(world: World) -> None:
+    deal = world.deal(
+        {"customer": "Haier", "discount": "0.22", "approval_note": "x", "amount": "400000"},
+        stage="needs_confirmed",
+    )
+    assert world.move(deal, "quotation").status == "pending_approval"
+    _decide(world, approve=False)
+    # past Quotation, whose rule asks, to a later stage: the same rule asks
+    for later in ("negotiation", "won"):
+        result = world.move(deal, later)
+        assert result.status == "pending_approval", later
+        assert result.messages == ["Discounts over 15 % need your manager's approval"]
+        assert world.stage(deal) == "needs_confirmed"
+        _decide(world, approve=False)
+    # approved once on the way in, the deal goes on without asking again
+    assert world.move(deal, "negotiation").status == "pending_approval"
+    _decide(world, approve=True)
+    assert world.stage(deal) == "negotiation"
+    assert world.move(deal, "won").status == "moved"
+    # losing a deal asks nothing of its discount
+    other = world.deal(
+        {"customer": "Gree", "discount": "0.3", "approval_note": "x", "amount": "90000"},
+        stage="needs_confirmed",
+    )
+    assert world.move(other, "lost", extra={"lost_reason": "price"}).status == "moved"
+
+
+def test_a_discount_raised_after_the_stage_that_asks_asks_again(world: World) -> None:
+    from quotaflow.pipelines.machine import change_needs_approval
+
+    with world.sessions() as session:
+        pack = world.pack(session)
+    low = {"customer": "BYD", "discount": Decimal("0.05"), "amount": Decimal("1000")}
+    high = {**low, "discount": Decimal("0.25"), "approval_note": "volume"}
+    for stage in ("quotation", "negotiation", "won"):  # the stage that asks, and after it
+        asked = change_needs_approval(pack, "b2b", stage, low, high)
+        assert asked is not None and asked[0] == "sales_manager", stage
+    assert change_needs_approval(pack, "b2b", "needs_confirmed", low, high) is None  # before it
+
+
 def test_two_people_moving_the_same_deal_at_once(world: World) -> None:
     deal = world.deal({"customer": "CRRC", "amount": "1000"}, stage="quotation")
     first, second = world.sessions(), world.sessions()

@@ -114,13 +114,46 @@ def check_move(
         expr = pack.expression("pipeline", pipeline_id, "stages", stage_index, "rules", j, "check")
         if not _holds(expr, names, today):
             check.rule_errors.append(label_text(rule.error, locale))
-    if target.approval is not None:
-        expr = pack.expression("pipeline", pipeline_id, "stages", stage_index, "approval", "when")
+    for index in approval_stages(pipeline, from_stage, to_stage):
+        approval = pipeline.stages[index].approval
+        assert approval is not None
+        expr = pack.expression("pipeline", pipeline_id, "stages", index, "approval", "when")
         if _holds(expr, names, today):
             check.needs_approval = True
-            check.approver_role = target.approval.by
-            check.approval_message = label_text(target.approval.message, locale)
+            check.approver_role = approval.by
+            check.approval_message = label_text(approval.message, locale)
+            break
     return check
+
+
+def approval_stages(pipeline: PipelineDef, from_stage: str | None, to_stage: str) -> list[int]:
+    """The stages (indexes) whose approval rule a move must pass: the target's own and, when
+    it goes forward to anything but a lost outcome, every stage it passes over. A rep cannot
+    skip the stage that asks (Needs confirmed straight to Won with a 22 % discount), nor go
+    round a rejection by picking a later stage; losing a deal asks nothing of them."""
+    ids = [s.id for s in pipeline.stages]
+    to_index = ids.index(to_stage)
+    from_index = ids.index(from_stage) if from_stage in ids else -1
+    if pipeline.stages[to_index].outcome == "lost" or to_index <= from_index:
+        passed = [to_index]
+    else:
+        passed = [
+            i for i in range(from_index + 1, to_index + 1) if pipeline.stages[i].outcome != "lost"
+        ]
+    return [i for i in passed if pipeline.stages[i].approval is not None]
+
+
+def guarding_approval_stages(pipeline: PipelineDef, stage: str) -> list[int]:
+    """The stages whose approval rule guards a record in `stage`: its own and every earlier
+    one it had to pass (lost outcomes aside, unless it is one): what an edit there may not
+    undo without asking."""
+    ids = [s.id for s in pipeline.stages]
+    here = ids.index(stage)
+    if pipeline.stages[here].outcome == "lost":
+        passed = [here]
+    else:
+        passed = [i for i in range(here + 1) if pipeline.stages[i].outcome != "lost"]
+    return [i for i in passed if pipeline.stages[i].approval is not None]
 
 
 def change_needs_approval(
@@ -133,30 +166,34 @@ def change_needs_approval(
     locale: str = "en",
     today: date | None = None,
 ) -> tuple[str, str] | None:
-    """(approver role, message) when an edit leaves the record's own stage's approval
-    condition holding and either it did not hold before (a discount raised to 20 % in
-    Quotation) or a value it reads changed (20 % raised to 90 %, once 20 % was approved): such
-    a change waits for approval, as the move into the stage with it would have."""
+    """(approver role, message) when an edit leaves the approval condition of the record's
+    stage, or of one it passed to get there, holding and either it did not hold before (a
+    discount raised to 20 % in Quotation or later) or a value it reads changed (20 % raised to
+    90 %, once 20 % was approved): such a change waits for approval, as the move past the
+    stage that asks would have."""
     pipeline = pack.pipelines[pipeline_id]
-    ids = [s.id for s in pipeline.stages]
-    if stage not in ids or pipeline.stages[ids.index(stage)].approval is None:
+    if stage not in [s.id for s in pipeline.stages]:
         return None
-    index = ids.index(stage)
-    approval = pipeline.stages[index].approval
-    assert approval is not None
-    expr = pack.expression("pipeline", pipeline_id, "stages", index, "approval", "when")
+    guards = guarding_approval_stages(pipeline, stage)
+    if not guards:
+        return None
 
     def evaluated(values: Mapping[str, Any]) -> dict[str, Any]:
         state = evaluate_form(pack, pipeline.form, values, stage=stage, today=today)
         return {**state.values, "stage": stage}
 
     old, new = evaluated(before), evaluated(after)
-    if not _holds(expr, new, today):
-        return None
-    read_changed = any(old.get(name) != new.get(name) for name in expr.names)
-    if _holds(expr, old, today) and not read_changed:
-        return None  # approved as it stands (or it held when entering): other fields are free
-    return approval.by, label_text(approval.message, locale)
+    for index in guards:
+        approval = pipeline.stages[index].approval
+        assert approval is not None
+        expr = pack.expression("pipeline", pipeline_id, "stages", index, "approval", "when")
+        if not _holds(expr, new, today):
+            continue
+        read_changed = any(old.get(name) != new.get(name) for name in expr.names)
+        if _holds(expr, old, today) and not read_changed:
+            continue  # approved as it stands (or it held when entering): other fields are free
+        return approval.by, label_text(approval.message, locale)
+    return None
 
 
 def fields_a_move_reads(
@@ -173,8 +210,8 @@ def fields_a_move_reads(
     target = pipeline.stages[index]
     base = ("pipeline", pipeline_id, "stages", index)
     exprs = [pack.expression(*base, "rules", j, "check") for j in range(len(target.rules))]
-    if target.approval is not None:
-        exprs.append(pack.expression(*base, "approval", "when"))
+    for asking in approval_stages(pipeline, from_stage, to_stage):
+        exprs.append(pack.expression("pipeline", pipeline_id, "stages", asking, "approval", "when"))
     for i, move in enumerate(pipeline.transitions or ()):
         if move.from_ == from_stage and move.to == to_stage and move.when is not None:
             exprs.append(pack.expression("pipeline", pipeline_id, "transitions", i, "when"))

@@ -23,7 +23,12 @@ from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import label_text
 from quotaflow.packs.services import active_pack, installed_packs
 from quotaflow.pipelines.funnel import funnel
-from quotaflow.pipelines.machine import allowed_targets, stage_of
+from quotaflow.pipelines.machine import (
+    allowed_targets,
+    approval_stages,
+    guarding_approval_stages,
+    stage_of,
+)
 from quotaflow.pipelines.models import Approval
 from quotaflow.pipelines.services import (
     ApprovalError,
@@ -270,12 +275,15 @@ def approvals() -> ResponseReturnValue:
 def _approval_rule(pack: CompiledPack, approval: Approval) -> str:
     """Why the request needs a decision: the stage's approval message, in the reader's words."""
     pipeline = pack.pipelines.get(approval.pipeline_id)
-    if pipeline is None:
+    if pipeline is None or approval.to_stage not in {s.id for s in pipeline.stages}:
         return ""
-    stage = next((s for s in pipeline.stages if s.id == approval.to_stage), None)
-    if stage is None or stage.approval is None:
-        return ""
-    return label_text(stage.approval.message, _locale())
+    asking = (  # the stage whose rule asked: the one passed over, not always the target
+        guarding_approval_stages(pipeline, approval.to_stage)
+        if approval.is_change
+        else approval_stages(pipeline, approval.from_stage, approval.to_stage)
+    )
+    rules = [pipeline.stages[i].approval for i in asking]
+    return next((label_text(r.message, _locale()) for r in rules if r is not None), "")
 
 
 def _changes_shown(
