@@ -423,6 +423,13 @@ def test_a_manager_rates_from_the_page_and_keeps_input_on_error(world: World, au
     )
     overview = auth.client.get(f"/appraisals/{row_id}").get_data(as_text=True)
     assert 'data-rep="bob"' in overview and 'data-rep="dan"' not in overview
+    # handed in, a later save is handed in too (no draft button; an old page's draft keeps it)
+    rate_page = auth.client.get(url).get_data(as_text=True)
+    assert "Save draft" not in rate_page and "Submit changes" in rate_page
+    auth.post(url, {"rating-training": "4", "comment-training": "Better", "save": "1"})
+    with world.sessions() as session:
+        ratings = cycle.ratings_of(session, session.get(AppraisalPeriod, row_id))
+        assert cycle.submitted(ratings, world.users["bob"], "manager")
     assert auth.client.get(f"/appraisals/{row_id}/rate/{world.users['dan']}").status_code == 403
     assert 'data-testid="closed-note"' not in auth.client.get(url).get_data(as_text=True)
     with db.transaction(world.sessions) as session:

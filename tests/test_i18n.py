@@ -52,6 +52,17 @@ def test_switcher_before_sign_in_is_kept_in_the_session(client: FlaskClient) -> 
     assert "<h1>登录</h1>" in page and 'value="en"' in page and "English" in page
 
 
+def test_the_language_picked_on_the_sign_in_page_stays_after_signing_in(
+    app: Flask, auth: AuthActions, make_user
+) -> None:
+    make_user("li.wei")  # English on their account
+    auth.post("/locale", {"locale": "zh", "next": "/login"})
+    auth.login("li.wei")
+    assert "退出登录" in auth.client.get("/").get_data(as_text=True)
+    with app.extensions["quotaflow.sessions"]() as session:  # and is theirs from now on
+        assert session.scalar(select(User.locale).where(User.username == "li.wei")) == "zh"
+
+
 def test_switcher_after_sign_in_is_saved_on_the_user(
     app: Flask, auth: AuthActions, make_user
 ) -> None:

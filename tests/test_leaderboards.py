@@ -340,6 +340,11 @@ def test_page_shows_the_board_and_hides_role_restricted_ones(world: World, auth:
     assert client.get("/leaderboards/boards/nope").status_code == 404
     bad = client.get("/leaderboards/boards/sellers?period=junk")
     assert bad.status_code == 200 and "&#39;junk&#39; is not a period" in bad.get_data(as_text=True)
+    assert "The board shows " in bad.get_data(as_text=True)  # which one, since not the typed
+    auth.post("/locale", {"locale": "zh", "next": "/"})
+    zh = client.get("/leaderboards/boards/sellers?period=2026年11月").get_data(as_text=True)
+    assert "“2026年11月”不是有效的期间" in zh and "排行榜显示的是" in zh
+    auth.post("/locale", {"locale": "en", "next": "/"})
 
 
 def test_a_role_named_on_the_board_opens_it(world: World, auth: Any) -> None:

@@ -156,6 +156,34 @@ def test_a_refused_move_is_explained_in_the_readers_language(
     assert _record(app, deal).stage == "needs_confirmed"
 
 
+def test_a_rejected_request_is_on_the_reps_home_with_why(
+    app: Flask,
+    client: FlaskClient,
+    auth,
+    deal: int,  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import select
+
+    from quotaflow.pipelines.models import Approval
+
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    auth.login("li.wei")
+    version = _record(app, deal).version_no
+    auth.post(f"/records/{deal}/move", {"to": "quotation", "version": version,
+                                        "field_amount": "80000"})  # fmt: skip
+    auth.logout()
+    auth.login("wang.fang")
+    with app.extensions["quotaflow.sessions"]() as session:
+        approval_id = session.scalars(select(Approval.id)).one()
+    auth.post(f"/approvals/{approval_id}", {"decision": "reject", "comment": "12 % at most"})
+    auth.logout()
+    auth.login("li.wei")
+    home = client.get("/").get_data(as_text=True)
+    assert f'<li data-kind="rejected"><a href="/records/{deal}">' in home
+    assert "Rejected: Midea HVAC — 12 % at most" in home
+
+
 def test_the_deal_list_and_the_board_link_to_each_other(
     client: FlaskClient, auth, deal: int
 ) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from quotaflow.auth import SignedInUser
 from quotaflow.auth.forms import LoginForm
 from quotaflow.auth.services import LoginPolicy, Outcome, authenticate, record_logout, safe_next
 from quotaflow.web import request_session
+from quotaflow.web.i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
 
@@ -37,6 +38,9 @@ def login() -> ResponseReturnValue:
     result = authenticate(
         db, form.username.data or "", form.password.data or "", client_ip(), policy=policy()
     )
+    chosen = session.get("locale")
+    if result.outcome is Outcome.OK and result.user is not None and chosen in LANGUAGES:
+        result.user.locale = chosen  # the language picked on this page is their choice now
     db.commit()
     if result.outcome is Outcome.OK and result.user is not None:
         session.clear()  # a fresh session (and CSRF token) for the signed-in person

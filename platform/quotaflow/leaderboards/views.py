@@ -18,6 +18,7 @@ from quotaflow.leaderboards.services import (
     leaderboard,
     scorecard_scores,
 )
+from quotaflow.messages import said_in
 from quotaflow.org.models import Membership, Team
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import LeaderboardDef
@@ -97,7 +98,7 @@ def show(pack_id: str, board_id: str) -> ResponseReturnValue:
         try:
             period = parse_period(text, pack.pack.fiscal_year_start)
         except QuotaflowError as exc:
-            error = str(exc)
+            error = said_in(current_language(), exc)
     board = leaderboard(
         session, pack, board_id, period, team_id=team_id, locale=current_language(),
         scores=scorecard_scores,

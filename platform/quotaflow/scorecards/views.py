@@ -167,7 +167,9 @@ def rate(period_id: int, rep_id: int) -> ResponseReturnValue:
         try:
             errors = cycle.save_ratings(
                 session, pack, row, rep_id=rep_id, rater=rater, actor=current_user,
-                values=values, comments=comments, submit="submit" in request.form,
+                values=values, comments=comments,
+                # handed in stays handed in: a draft saved from an older page does not take it back
+                submit="submit" in request.form or cycle.submitted(ratings, rep_id, rater),
                 today=date.today(), locale=current_language(),
             )  # fmt: skip
         except QuotaflowError as exc:

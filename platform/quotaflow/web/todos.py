@@ -1,14 +1,15 @@
 """A person's to-dos on their home page: what is waiting for them, from every area.
 
 Reps: their own stale deals (untouched past the pipeline's limit), approvals they asked for
-that are still pending, the self-assessment of an open appraisal. Managers: approvals waiting
+that are still pending or were rejected this past week, the self-assessment of an open
+appraisal. Managers: approvals waiting
 for their decision, their team's stale deals, reps of an open appraisal still to rate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import url_for
@@ -24,6 +25,7 @@ from quotaflow.records.access import visible_records
 from quotaflow.records.models import Record
 
 LIMIT = 8
+REJECTION_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,29 @@ def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
                 _("Waiting for approval: %(what)s", what=_title(session, record)),
                 url_for("records.view", record_id=approval.record_id),
                 "waiting",
+            )
+        )
+    # a "no" the rep has to act on (a discount to rework): on their home for a week
+    since = datetime.combine(today - timedelta(days=REJECTION_DAYS), time.min, tzinfo=UTC)
+    turned_down = session.scalars(
+        select(Approval)
+        .where(
+            Approval.requested_by == person.id, Approval.status == "rejected",
+            Approval.decided_at >= since,
+        )
+        .order_by(Approval.decided_at.desc())
+        .limit(LIMIT)
+    ).all()  # fmt: skip
+    for approval in turned_down:
+        record = session.get(Record, approval.record_id)
+        what = _title(session, record)
+        out.append(
+            Todo(
+                _("Rejected: %(what)s — %(comment)s", what=what, comment=approval.comment)
+                if approval.comment
+                else _("Rejected: %(what)s", what=what),
+                url_for("records.view", record_id=approval.record_id),
+                "rejected",
             )
         )
     for pack in active_packs(session):
