@@ -295,3 +295,20 @@ def test_an_org_set_up_after_the_plan_began_follows_the_org_until_a_day_is_pinne
         later = breakdown(session, pack, "revenue_fy2026", today=date(2026, 4, 1))
         assert later.on == march and later.tiers["ideal"].find("third") is None
         assert later.tiers["ideal"].find("first").amount == two.amount / 2  # type: ignore[union-attr]
+
+
+def test_a_second_adjustment_leaves_the_first_where_it_was() -> None:
+    start = decompose(Decimal("1000"), tree([4]), [LevelRule("equal"), LevelRule("equal")])
+    cut = adjust(start, "r0_0", Decimal("150"))  # 250 -> 150: the other three share +100
+    shares = [cut.find(f"r0_{j}").amount for j in range(4)]  # type: ignore[union-attr]
+    assert shares[0] == Decimal("150")
+    assert sorted(shares[1:]) == [Decimal("283.33"), Decimal("283.33"), Decimal("283.34")]
+    raised = adjust(cut, "r0_1", Decimal("400"))  # r0_0, adjusted before, keeps its 150
+    amounts = [raised.find(f"r0_{j}").amount for j in range(4)]  # type: ignore[union-attr]
+    assert amounts[0] == Decimal("150") and amounts[1] == Decimal("400")
+    assert sum(amounts) == Decimal("1000") and sums_hold(raised)
+    with pytest.raises(TargetError, match="held by parts adjusted before"):
+        adjust(raised, "r0_2", Decimal("900"))  # 1000 - 150 - 400 held: at most 450
+    every = adjust(adjust(raised, "r0_2", Decimal("225")), "r0_3", Decimal("225"))
+    last = adjust(every, "r0_3", Decimal("100"))  # all adjusted: they all share again
+    assert sum(last.find(f"r0_{j}").amount for j in range(4)) == Decimal("1000")  # type: ignore[union-attr]

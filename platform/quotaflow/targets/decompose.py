@@ -378,7 +378,9 @@ def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en")
     """A new tree where node `key` gets `amount` and its siblings share the rest of their
     parent's amount in proportion to what they had (to the cent, summing exactly); every
     changed node's own children are rescaled the same way. The parent's amount never moves.
-    A refusal is a TargetError in `locale`."""
+    Siblings adjusted before keep what they were given while others can take the change (a
+    second adjustment does not quietly undo the first); only when every sibling was adjusted
+    do they all share it. A refusal is a TargetError in `locale`."""
     value = from_cents(to_cents(amount))
 
     def refused(message: str, **params: Any) -> TargetError:
@@ -391,22 +393,38 @@ def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en")
             out.children = [visit(c) for c in node.children]
             return out
         part, whole = node.children[index].node.name, node.node.name
-        if value < 0 or value > node.amount:
+        others = [c for i, c in enumerate(node.children) if i != index]
+        free = [c for c in others if not c.manual]
+        sharing = free or others
+        shares_it = {id(c) for c in sharing}
+        held = sum((c.amount for c in others if id(c) not in shares_it), Decimal(0))
+        room = node.amount - held
+        if value < 0 or value > room:
+            if held:
+                raise refused(
+                    N_("{part} can get between 0 and {most}, not {value}: of what {whole} has, "
+                       "{held} is held by parts adjusted before; adjust them to free more"),
+                    part=part, most=room, whole=whole, value=value, held=held,
+                )  # fmt: skip
             raise refused(
                 N_("{part} can get between 0 and {most} (what {whole} has), not {value}"),
                 part=part, most=node.amount, whole=whole, value=value,
             )  # fmt: skip
-        others = [c for i, c in enumerate(node.children) if i != index]
         if not others and value != node.amount:
             raise refused(
                 N_("{part} is the only part of {whole}: its target is {amount}"),
                 part=part, whole=whole, amount=node.amount,
             )  # fmt: skip
-        shares = allocate(node.amount - value, [c.amount for c in others]) if others else []
+        shares = allocate(room - value, [c.amount for c in sharing]) if sharing else []
         out = Allocation(node.node, node.amount, node.method, node.manual)
         rest = iter(shares)
         for i, child in enumerate(node.children):
-            new = value if i == index else next(rest)
+            if i == index:
+                new = value
+            elif id(child) in shares_it:
+                new = next(rest)
+            else:
+                new = child.amount
             moved = scale(child, new)
             moved.manual = child.manual or i == index
             out.children.append(moved)
