@@ -86,7 +86,9 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert sum(amount(r[3]) for r in reps) == amount(teams[0][3])  # parts sum to the whole
         assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
         # expected, projected (estimates) and the gap in whole units, to keep the table readable
-        assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (5, 6, 7))
+        assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (5, 6))
+        # the gap: what is left to do, or how far ahead (never a minus sign to decode)
+        assert all(re.fullmatch(r"CN¥[\d,]+( ahead)?", c[7]) for c in teams + reps)
     # a bar's colour says what the row's mark says: behind the pace expected by today or not
     # (not how much of the whole period's target is done: 69 % in November can be on pace)
     html = auth.client.get("/").get_data(as_text=True)
@@ -150,4 +152,9 @@ def test_to_dos_point_at_what_waits(
     assert "Write your self-assessment for 2026-11" in html
     auth.logout()
     auth.login("wang.fang", DEMO_PASSWORD)
-    assert "Rate 5 people for 2026-11" in auth.client.get("/").get_data(as_text=True)
+    team_home = auth.client.get("/").get_data(as_text=True)
+    assert "Rate 5 people for 2026-11" in team_home
+    # a manager's follow-ups say whose deal each is
+    assert re.search(
+        r'data-kind="stale"><a href="/records/\d+">Follow up: [^<]+ of [^<]+ \(untouched', team_home
+    )

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quotaflow.forms.wtf import record_title
+from quotaflow.org.models import User
 from quotaflow.packs.services import active_packs
 from quotaflow.pipelines.models import Approval
 from quotaflow.pipelines.services import approval_queue, stale_records
@@ -93,17 +94,15 @@ def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
             stale = stale_records(session, pack, pipeline_id, today=today, base=base)
             for record in stale[:LIMIT]:
                 days = (today - record.updated_at.date()).days
-                out.append(
-                    Todo(
-                        _(
-                            "Follow up: %(what)s (untouched for %(n)s days)",
-                            what=_title(session, record),
-                            n=days,
-                        ),
-                        url_for("records.view", record_id=record.id),
-                        "stale",
-                    )
-                )
+                what = _title(session, record)
+                owner = session.get(User, record.owner_id) if role != "rep" else None
+                text = (  # a manager's list names whose deal it is
+                    _("Follow up: %(what)s of %(who)s (untouched for %(n)s days)",
+                      what=what, who=owner.display_name, n=days)
+                    if owner is not None and owner.id != person.id
+                    else _("Follow up: %(what)s (untouched for %(n)s days)", what=what, n=days)
+                )  # fmt: skip
+                out.append(Todo(text, url_for("records.view", record_id=record.id), "stale"))
     out += _appraisal_todos(session, person, role)
     return out
 
