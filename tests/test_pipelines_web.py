@@ -184,6 +184,30 @@ def test_a_rejected_request_is_on_the_reps_home_with_why(
     assert "Rejected: Midea HVAC — 12 % at most" in home
 
 
+def test_a_manager_narrows_the_board_to_one_owner(
+    app: Flask, client: FlaskClient, auth, deal: int
+) -> None:  # type: ignore[no-untyped-def]
+    east = _team_of(app, "li.wei")
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = east  # type: ignore[union-attr]
+        stock_deal(session, _user_id(app, "wang.fang"), east, "needs_confirmed",
+                   {"customer": "Gree Electric", "potential": "500000"})  # fmt: skip
+    auth.login("wang.fang")
+    both = client.get("/pipelines/b2b").get_data(as_text=True)
+    assert 'data-testid="owner-filter"' in both
+    assert "Midea HVAC" in both and "Gree Electric" in both
+    li = client.get(f"/pipelines/b2b?owner={_user_id(app, 'li.wei')}").get_data(as_text=True)
+    assert "Midea HVAC" in li and "Gree Electric" not in li
+    assert f'<option value="{_user_id(app, "li.wei")}" selected>' in li
+    # someone the reader may not see, or junk: the whole board, not an empty one
+    other = client.get(f"/pipelines/b2b?owner={_user_id(app, 'other.rep')}").get_data(as_text=True)
+    assert "Midea HVAC" in other and "Gree Electric" in other
+    assert client.get("/pipelines/b2b?owner=x%00").status_code == 400  # NUL refused first
+    auth.logout()
+    auth.login("li.wei")  # a rep's board is their own: nothing to narrow
+    assert 'data-testid="owner-filter"' not in client.get("/pipelines/b2b").get_data(as_text=True)
+
+
 def test_the_deal_list_and_the_board_link_to_each_other(
     client: FlaskClient, auth, deal: int
 ) -> None:  # type: ignore[no-untyped-def]

@@ -73,13 +73,20 @@ def board(pipeline_id: str) -> ResponseReturnValue:
     session = request_session()
     since = _today() - timedelta(days=CLOSED_ON_BOARD_DAYS)
     closed_ids = [s.id for s in pipeline.stages if s.outcome]
-    query = (
+    on_board = (
         visible_records(session, current_user, role_capabilities=pack.role_capabilities)
         .where(Record.pack_id == pack.id, Record.form_id == pipeline.form)
         .where(or_(Record.stage.not_in(closed_ids), Record.closed_at >= since))
-        .order_by(Record.updated_at.desc())
-        .limit(600)
     )
+    # a manager's board holds the whole team's deals: one person's at a time on request
+    everyone = _names(session, set(session.scalars(on_board.with_only_columns(Record.owner_id)
+                                                    .distinct().order_by(None))))  # fmt: skip
+    owner = id_from(request.args.get("owner"))
+    if owner is not None and owner in everyone:
+        on_board = on_board.where(Record.owner_id == owner)
+    else:
+        owner = None
+    query = on_board.order_by(Record.updated_at.desc()).limit(600)
     records = list(session.scalars(query))
     pending = {
         a.record_id
@@ -113,6 +120,8 @@ def board(pipeline_id: str) -> ResponseReturnValue:
         stale_cards=stale_cards,
         closed_days=CLOSED_ON_BOARD_DAYS,
         owners=owners,
+        everyone=sorted(everyone.items(), key=lambda item: item[1]),
+        owner=owner,
         targets=lambda r: allowed_targets(pack, pipeline.id, r.stage) if r.stage else [],
         title_of=lambda r: _title(pack, r),
         stage_label=lambda s: label_text(stage_of(pipeline, s).label, _locale(), s),
