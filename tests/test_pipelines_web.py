@@ -48,6 +48,12 @@ def _team_of(app: Flask, username: str) -> int:
         ).one()
 
 
+def _in_reps_team(app: Flask, deal: int) -> None:
+    """The deal made in li.wei's team, so wang.fang manages it."""
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+
+
 def _record(app: Flask, record_id: int) -> Record:
     with app.extensions["quotaflow.sessions"]() as session:
         record = session.get(Record, record_id)
@@ -61,8 +67,7 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
     auth,
     deal: int,  # type: ignore[no-untyped-def]
 ) -> None:
-    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
-        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    _in_reps_team(app, deal)
     auth.login("li.wei")
     board = client.get("/pipelines/b2b")
     assert board.status_code == 200
@@ -136,8 +141,8 @@ def test_a_refused_move_is_explained_in_the_readers_language(
 
     from quotaflow.org.models import User
 
+    _in_reps_team(app, deal)
     with db.transaction(app.extensions["quotaflow.sessions"]) as session:
-        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
         session.scalars(select(User).where(User.username == "li.wei")).one().locale = "zh"
     auth.login("li.wei")
     version = _record(app, deal).version_no
@@ -166,8 +171,7 @@ def test_a_rejected_request_is_on_the_reps_home_with_why(
 
     from quotaflow.pipelines.models import Approval
 
-    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
-        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    _in_reps_team(app, deal)
     auth.login("li.wei")
     version = _record(app, deal).version_no
     auth.post(f"/records/{deal}/move", {"to": "quotation", "version": version,
@@ -450,8 +454,7 @@ def test_a_deal_waiting_for_a_move_approval_cannot_be_changed_meanwhile(
 ) -> None:  # type: ignore[no-untyped-def]
     # the approver decides on what they see: an edit from the stage before (which has no
     # approval) must not slip a 45 % discount in while the move waits
-    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
-        session.get(Record, deal).team_id = _team_of(app, "li.wei")  # type: ignore[union-attr]
+    _in_reps_team(app, deal)
     auth.login("li.wei")
     version = _record(app, deal).version_no
     sent = auth.post(
