@@ -520,6 +520,84 @@ def test_records_with_the_same_title_are_told_apart_in_a_reference_list(
         session.commit()
     page = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
     options = dict(re.findall(r'<option value="(\d+)">([^<]+)</option>', page))
-    assert options[str(ids[0])] == f"Sany Heavy · 2026-11-03 · #{ids[0]}"
-    assert options[str(ids[1])] == f"Sany Heavy · 2026-11-17 · #{ids[1]}"
+    assert options[str(ids[0])] == f"Sany Heavy · Nov 3, 2026 · #{ids[0]}"
+    assert options[str(ids[1])] == f"Sany Heavy · Nov 17, 2026 · #{ids[1]}"
     assert options[str(ids[2])] == "Gree"  # a title of its own needs nothing more
+    # the date reads as the reader reads dates
+    rep.post("/locale", {"locale": "zh", "next": "/"})
+    page = rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
+    assert f"Sany Heavy · 2026年11月3日 · #{ids[0]}" in page
+
+
+# --- defaults and the records a reference field offers --------------------------------------
+
+VISIT_WITH_DEFAULTS = """\
+kind: form
+id: visit
+label: {en: Visit, zh: 拜访}
+title_field: customer
+fields:
+  - {id: customer, type: text, required: true}
+  - {id: visit_date, type: date, required: true, default_formula: "TODAY()"}
+  - {id: kind, type: choice, choices: [onsite, phone], default: phone}
+  - {id: deal, type: reference, form: deal, where: "stage != 'lost'"}
+"""
+
+
+def test_a_new_form_starts_with_its_defaults_today_being_the_companys(
+    app: Flask, auth: AuthActions, installer, people
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    # fourteen hours ahead of UTC: for most of the day the company's date is not the server's
+    pack = PACK + "timezone: Pacific/Kiritimati\n"
+    installer(acme_files(pack_yaml=pack, forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    auth.login("li.wei")
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    assert input_value(page, "visit_date") == today.isoformat()
+    assert re.search(r'<option selected value="phone">|<option value="phone" selected', page)
+    # a default is where a form starts, not a value forced on it
+    form = {"pack_version_id": version_id(page), "f-customer": "Gree", "f-visit_date": "2026-11-02",
+            "f-kind": "onsite"}  # fmt: skip
+    assert auth.post("/forms/acme/visit/new", form).status_code == 302
+    assert stored(app)[-1].values == {
+        "customer": "Gree", "visit_date": "2026-11-02", "kind": "onsite"
+    }  # fmt: skip
+
+
+def test_a_reference_offers_only_the_records_its_filter_admits_but_keeps_a_chosen_one(
+    app: Flask, auth: AuthActions, installer, people
+) -> None:  # type: ignore[no-untyped-def]
+    from quotaflow.records.services import create_record
+
+    installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    with app.extensions["quotaflow.sessions"]() as session:
+        deals = {
+            stage: create_record(
+                session, pack_id="acme", pack_version_id=1, form_id="deal",
+                owner_id=people["rep"], team_id=None, values={"customer": f"{stage} Co"},
+                actor_id=people["rep"], stage=stage,
+            ).id
+            for stage in ("lead", "won", "lost")
+        }  # fmt: skip
+        visit = create_record(
+            session, pack_id="acme", pack_version_id=1, form_id="visit",
+            owner_id=people["rep"], team_id=None,
+            values={"customer": "lost Co", "visit_date": "2026-11-02", "deal": deals["lost"]},
+            actor_id=people["rep"],
+        )  # fmt: skip
+        session.commit()
+    auth.login("li.wei")
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    offered = dict(re.findall(r'<option value="(\d+)">([^<]+)</option>', page))
+    assert offered == {str(deals["lead"]): "lead Co", str(deals["won"]): "won Co"}
+    # a visit made before its deal was lost still shows (and keeps) that deal
+    page = auth.client.get(f"/records/{visit.id}/edit").get_data(as_text=True)
+    assert re.search(rf'<option selected value="{deals["lost"]}">lost Co</option>', page)
+    # and a lost deal is refused on a new visit, as any record not offered is
+    form = {"pack_version_id": version_id(page), "f-customer": "X", "f-visit_date": "2026-11-02",
+            "f-deal": str(deals["lost"])}  # fmt: skip
+    page = auth.post("/forms/acme/visit/new", form).get_data(as_text=True)
+    assert field_errors(page, "deal") == ["choose one of the options offered"]

@@ -399,3 +399,78 @@ def test_not_a_pack_path_is_explained() -> None:
     result = CliRunner().invoke(main, ["pack", "validate", "/no/such/pack"])
     assert result.exit_code == 1
     assert "/no/such/pack: (pack): no such file or folder" in result.output
+
+
+# --- defaults and the records a reference field offers --------------------------------------
+
+FORM_WITH = """\
+kind: form
+id: deal
+label: Deal
+fields:
+  - {id: customer, type: text, required: true}
+  - {id: amount, type: money}
+  - %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        (
+            "{id: qty, type: number, default: many}",
+            "fields/2/default: the default 'many' is refused: enter a number, e.g. 1250.50",
+        ),
+        (
+            "{id: size, type: choice, choices: [s, m], default: xl}",
+            "fields/2/default: the default 'xl' is refused: 'xl' is not one of the choices",
+        ),
+        (
+            "{id: due, type: date, default_formula: 'TODAY() > 1'}",
+            "fields/2/default_formula:",
+        ),
+        (
+            "{id: due, type: date, default_formula: 'amount'}",
+            "fields/2/default_formula: unknown name 'amount'",
+        ),
+        (
+            "{id: due, type: date, default: 2026-01-01, default_formula: 'TODAY()'}",
+            "fields/2/default: give either 'default' or 'default_formula', not both",
+        ),
+        (
+            "{id: net, type: money, formula: 'amount * 2', default: 5}",
+            "fields/2/default: a computed field has no default: its formula sets it",
+        ),
+        (
+            "{id: note, type: text, where: \"stage != 'lost'\"}",
+            "fields/2/where: only a reference field offers records to filter",
+        ),
+        (
+            "{id: other, type: reference, form: deal, where: \"stage != 'lots' and amout > 0\"}",
+            "fields/2/where: unknown name 'amout'",
+        ),
+        (
+            '{id: other, type: reference, form: deal, where: "LEN(customer) > 3"}',
+            "fields/2/where: this filter cannot run in the database",
+        ),
+    ],
+)
+def test_bad_defaults_and_reference_filters_are_named(
+    tmp_path: Path, field: str, expected: str
+) -> None:
+    folder = write_pack(tmp_path, minimal_files({"forms/deal.yaml": FORM_WITH % field}))
+    message = only_problem(folder)
+    assert message.startswith("forms/deal.yaml:7: "), message
+    assert expected in message, message
+
+
+def test_good_defaults_and_reference_filters_install(tmp_path: Path) -> None:
+    fields = (
+        "{id: qty, type: number, default: 3}\n"
+        "  - {id: size, type: choice, choices: [s, m], default: m}\n"
+        "  - {id: due, type: date, default_formula: 'TODAY()'}\n"
+        "  - {id: vip, type: bool, default: true}\n"
+        "  - {id: other, type: reference, form: deal, where: \"stage != 'lost' and amount > 0\"}"
+    )
+    pack = load_pack(write_pack(tmp_path, minimal_files({"forms/deal.yaml": FORM_WITH % fields})))
+    assert pack.forms["deal"].fields[4].default_formula == "TODAY()"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from quotaflow.expressions import ExpressionError
 from quotaflow.forms.values import FieldValueError, Raw, parse_value
@@ -90,6 +91,32 @@ def evaluate_form(
         )
     typed = {k: v for k, v in names.items() if k != "stage"}
     return FormState(typed, visible, required)
+
+
+def company_today(pack: CompiledPack, now: datetime | None = None) -> date:
+    """The day it is (now, or at the aware instant `now`) where the company is, in the pack's
+    time zone, whatever zone the server's clock keeps."""
+    zone = ZoneInfo(pack.pack.timezone)
+    return (now.astimezone(zone) if now is not None else datetime.now(zone)).date()
+
+
+def starting_values(pack: CompiledPack, form_id: str, today: date) -> dict[str, Any]:
+    """A new form's values: each field's `default`, or its `default_formula` worked out for
+    `today` (left blank if it fails at run time: the person fills it in)."""
+    values: dict[str, Any] = {}
+    for i, fdef in enumerate(pack.forms[form_id].fields):
+        if fdef.default_formula is not None:
+            try:
+                value = pack.expression("form", form_id, "fields", i, "default_formula").evaluate(
+                    {}, today=today
+                )
+            except ExpressionError:
+                value = None
+            if value is not None:
+                values[fdef.id] = value
+        elif fdef.default is not None:
+            values[fdef.id] = fdef.default
+    return values
 
 
 def parse_submission(

@@ -9,7 +9,7 @@ can never shadow the form's own API or the hidden inputs (pack ids contain no '-
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from wtforms.widgets import (
 )
 
 from quotaflow.errors import QuotaflowError
+from quotaflow.expressions.sql import record_column_resolver
 from quotaflow.forms.engine import FormState
 from quotaflow.forms.values import Raw, choice_values, to_input
 from quotaflow.org.models import Membership, User
@@ -212,11 +213,6 @@ def initial_input(definition: FormDef, values: Mapping[str, Any]) -> dict[str, A
     return data
 
 
-def defaults(definition: FormDef) -> dict[str, Any]:
-    """A new form's starting values: each field's `default`."""
-    return {f.id: f.default for f in definition.fields if f.default is not None}
-
-
 def field_inputs(form: BaseForm) -> dict[str, Field]:
     """The bound fields by pack field id (computed fields have none)."""
     return {name: form[name] for name in form._fields}
@@ -259,30 +255,44 @@ def reference_options(
     session: Session,
     person: Person,
     pack: CompiledPack,
+    owner: FormDef,
     field: FieldDef,
     *,
     keep: Iterable[int] = (),
+    stored: Iterable[int] = (),
     role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
+    today: date | None = None,
+    date_text: Callable[[date], str] = date.isoformat,
 ) -> list[tuple[str, str]]:
-    """Records of the referred form the editor can see, newest first, by title."""
+    """Records of the referred form the editor can see and the field's `where` admits, newest
+    first, by title. The records in `keep` (chosen on the page) are offered too when the
+    newest are more than a list holds; those in `stored` (the saved record's) whatever `where`
+    says now: a visit keeps the deal it was made for after that deal is lost."""
     target = pack.forms.get(field.form or "")
     if target is None:
         return []
     base = visible_records(session, person, role_capabilities=role_capabilities).where(
         Record.pack_id == pack.id, Record.form_id == target.id
     )
+    offered = base
+    if field.where is not None:
+        index = owner.fields.index(field)
+        where = pack.expression("form", owner.id, "fields", index, "where")
+        resolve = record_column_resolver(pack.field_types(target.id))
+        offered = base.where(where.to_sql(resolve, today=today))
     found = list(
-        session.scalars(base.order_by(Record.updated_at.desc()).limit(MAX_REFERENCE_CHOICES))
+        session.scalars(offered.order_by(Record.updated_at.desc()).limit(MAX_REFERENCE_CHOICES))
     )
-    missing = set(keep) - {r.id for r in found}
-    if missing:
-        found += list(session.scalars(base.where(Record.id.in_(missing))))
+    for wanted, query in ((keep, offered), (stored, base)):
+        missing = set(wanted) - {r.id for r in found}
+        if missing:
+            found += list(session.scalars(query.where(Record.id.in_(missing))))
     titles = [record_title(target, r) for r in found]
     repeated = {t for t in titles if titles.count(t) > 1}
     # the same customer's deals would read alike in the list: their date and number tell
     # them apart
     return [
-        (str(r.id), f"{t} · {r.record_date.isoformat() if r.record_date else ''} · #{r.id}")
+        (str(r.id), f"{t} · {date_text(r.record_date) if r.record_date else ''} · #{r.id}")
         if t in repeated
         else (str(r.id), t)
         for r, t in zip(found, titles, strict=True)

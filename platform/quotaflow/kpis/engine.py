@@ -78,24 +78,6 @@ DATE_COLUMNS = {
     "closed_at": ValueType.DATETIME,
     "updated_at": ValueType.DATETIME,
 }
-FIELD_TYPES: dict[str, ValueType] = {
-    "text": ValueType.TEXT,
-    "textarea": ValueType.TEXT,
-    "email": ValueType.TEXT,
-    "phone": ValueType.TEXT,
-    "choice": ValueType.TEXT,
-    "user": ValueType.TEXT,
-    "reference": ValueType.NUMBER,
-    "number": ValueType.NUMBER,
-    "rating": ValueType.NUMBER,
-    "computed": ValueType.NUMBER,
-    "money": ValueType.MONEY,
-    "percent": ValueType.PERCENT,
-    "date": ValueType.DATE,
-    "datetime": ValueType.DATETIME,
-    "bool": ValueType.BOOL,
-    "multichoice": ValueType.LIST,
-}
 NUMERIC = {ValueType.NUMBER, ValueType.MONEY, ValueType.PERCENT}
 OPEN_DAY = date(9999, 12, 31)
 ROLLUP_FORMAT = 1  # bump when what a roll-up row holds changes: every set is rebuilt
@@ -131,8 +113,7 @@ def _number(value: Any) -> Value:
 
 
 def form_field_types(pack: CompiledPack, form_id: str) -> dict[str, ValueType]:
-    form = pack.forms[form_id]
-    return {f.id: FIELD_TYPES.get(f.type, ValueType.ANY) for f in form.fields}
+    return pack.field_types(form_id)
 
 
 # --- attribution to teams ---------------------------------------------------------------------

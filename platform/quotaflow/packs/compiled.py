@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quotaflow.expressions import Expression
+from quotaflow.expressions import Expression, ValueType
 from quotaflow.packs.definitions import (
     KINDS,
     AlertDef,
@@ -25,6 +25,25 @@ from quotaflow.packs.definitions import (
 from quotaflow.packs.problems import Path_, path_text
 
 KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
+# what a field's value is in expressions
+FIELD_VALUE_TYPES: dict[str, ValueType] = {
+    "text": ValueType.TEXT,
+    "textarea": ValueType.TEXT,
+    "email": ValueType.TEXT,
+    "phone": ValueType.TEXT,
+    "choice": ValueType.TEXT,
+    "user": ValueType.TEXT,
+    "reference": ValueType.NUMBER,
+    "number": ValueType.NUMBER,
+    "rating": ValueType.NUMBER,
+    "computed": ValueType.NUMBER,
+    "money": ValueType.MONEY,
+    "percent": ValueType.PERCENT,
+    "date": ValueType.DATE,
+    "datetime": ValueType.DATETIME,
+    "bool": ValueType.BOOL,
+    "multichoice": ValueType.LIST,
+}
 
 
 def expression_key(kind: str, def_id: str, path: Path_) -> str:
@@ -115,6 +134,10 @@ class CompiledPack:
 
         own = {r.id: r.capability for r in self.pack.roles if r.capability != "admin"}
         return {**DEFAULT_ROLE_CAPABILITIES, **own}
+
+    def field_types(self, form_id: str) -> dict[str, ValueType]:
+        """A form's fields and what their values are in expressions."""
+        return {f.id: FIELD_VALUE_TYPES[f.type] for f in self.forms[form_id].fields}
 
     def expression(self, kind: str, def_id: str, *path: str | int) -> Expression:
         """The compiled expression at this place of a definition."""

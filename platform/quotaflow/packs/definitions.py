@@ -119,7 +119,16 @@ class FieldDef:
     blank_as_zero: bool = dfield(
         default=False, metadata=meta("In the formula, blank numbers count as 0")
     )
-    default: Any = None
+    default: Any = dfield(
+        default=None, metadata=meta("The value a new form starts with; the person may change it")
+    )
+    default_formula: Expr | None = dfield(
+        default=None,
+        metadata=meta(
+            "A new form starts with this expression's value, worked out as it opens in the"
+            " company's time zone (e.g. TODAY() or TODAY() + 7); it names no fields"
+        ),
+    )
     min: float | None = None
     max: float | None = None
     max_length: int | None = dfield(default=None, metadata=meta(minimum=1))
@@ -128,6 +137,13 @@ class FieldDef:
     scale: int | None = dfield(default=None, metadata=meta("Highest rating", minimum=2, maximum=10))
     form: Id | None = dfield(
         default=None, metadata=meta("For reference fields: the form referred to")
+    )
+    where: Expr | None = dfield(
+        default=None,
+        metadata=meta(
+            "For reference fields: only records of that form for which this holds are offered,"
+            " e.g. stage != 'lost' (it runs in the database, like a KPI's where)"
+        ),
     )
     renamed_from: Id | None = dfield(
         default=None, metadata=meta("Previous id: installing moves existing values over")

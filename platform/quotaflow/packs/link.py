@@ -18,7 +18,7 @@ from quotaflow.expressions import (
     compile_expression,
     order_by_dependencies,
 )
-from quotaflow.packs.compiled import expression_key
+from quotaflow.packs.compiled import FIELD_VALUE_TYPES, expression_key
 from quotaflow.packs.definitions import (
     AlertDef,
     DashboardDef,
@@ -36,24 +36,6 @@ from quotaflow.packs.loader import SourceDoc
 from quotaflow.packs.problems import Path_, Problem, path_text, unknown
 
 T = ValueType
-FIELD_VALUE_TYPES: dict[str, ValueType] = {
-    "text": T.TEXT,
-    "textarea": T.TEXT,
-    "email": T.TEXT,
-    "phone": T.TEXT,
-    "choice": T.TEXT,
-    "user": T.TEXT,
-    "reference": T.NUMBER,
-    "number": T.NUMBER,
-    "rating": T.NUMBER,
-    "computed": T.NUMBER,
-    "money": T.MONEY,
-    "percent": T.PERCENT,
-    "date": T.DATE,
-    "datetime": T.DATETIME,
-    "bool": T.BOOL,
-    "multichoice": T.LIST,
-}
 UNIT_TYPES = {"number": T.NUMBER, "money": T.MONEY, "percent": T.PERCENT}
 NUMERIC = {T.NUMBER, T.MONEY, T.PERCENT}
 # Columns every record has, usable in KPI filters and as an aggregate's date
@@ -246,11 +228,11 @@ class Linker:
         values = [c if isinstance(c, str) else c.value for c in fdef.choices]
         if len(set(values)) != len(values):
             self.problem((*path, "choices"), "the same choice is listed twice")
+        self.link_default(path, fdef)
         if fdef.type == "reference":
-            if fdef.form is None:
-                self.problem(path, "a reference field needs 'form': the form it refers to")
-            else:
-                self.expect_ref((*path, "form"), "form", fdef.form, self.defs.get("form", {}))
+            self.link_reference(path, fdef)
+        elif fdef.where is not None:
+            self.problem((*path, "where"), "only a reference field offers records to filter")
         if fdef.min is not None and fdef.max is not None and fdef.min > fdef.max:
             self.problem((*path, "min"), f"min ({fdef.min}) is greater than max ({fdef.max})")
         if fdef.renamed_from and fdef.renamed_from in field_ids:
@@ -259,6 +241,46 @@ class Linker:
             )
         if fdef.pattern:
             self.check_pattern((*path, "pattern"), fdef.pattern)
+
+    def link_default(self, path: Path_, fdef: FieldDef) -> None:
+        """A literal default must be a value the field accepts; a default formula names no
+        fields (a new form has none filled in yet) and gives the field's type."""
+        from quotaflow.forms.values import FieldValueError, parse_value
+
+        if fdef.formula is not None and (fdef.default, fdef.default_formula) != (None, None):
+            self.problem((*path, "default"), "a computed field has no default: its formula sets it")
+            return
+        if fdef.default is not None and fdef.default_formula is not None:
+            self.problem((*path, "default"), "give either 'default' or 'default_formula', not both")
+            return
+        self.compile(
+            (*path, "default_formula"), fdef.default_formula, {}, FIELD_VALUE_TYPES[fdef.type]
+        )
+        if fdef.default is None or fdef.type in ("user", "reference"):
+            if fdef.default is not None:
+                self.problem((*path, "default"), f"a {fdef.type} field has no fixed default")
+            return
+        raw = fdef.default if isinstance(fdef.default, list) else _as_input(fdef.default)
+        try:
+            parse_value(fdef, raw)
+        except FieldValueError as exc:
+            self.problem(
+                (*path, "default"),
+                f"the default {fdef.default!r} is refused: {exc.in_locale('en')}",
+            )
+
+    def link_reference(self, path: Path_, fdef: FieldDef) -> None:
+        forms = self.defs.get("form", {})
+        if fdef.form is None:
+            self.problem(path, "a reference field needs 'form': the form it refers to")
+            return
+        if not self.expect_ref((*path, "form"), "form", fdef.form, forms):
+            return
+        fields = {f.id: FIELD_VALUE_TYPES[f.type] for f in forms[fdef.form].fields}
+        where = self.compile((*path, "where"), fdef.where, {**RECORD_COLUMNS, **fields}, T.BOOL)
+        reason = where.sql_unsupported_reason() if where else None
+        if reason:
+            self.problem((*path, "where"), f"this filter cannot run in the database: {reason}")
 
     def check_pattern(self, path: Path_, pattern: str) -> None:
         import re
@@ -607,3 +629,10 @@ class Linker:
             else:
                 names = {name: T.ANY for name in case.given}
                 self.compile((*path, "formula"), case.formula, names)
+
+
+def _as_input(value: Any) -> str:
+    """A default from a pack file as a person would type it (YAML gives numbers, yes/no)."""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return str(value)

@@ -262,9 +262,10 @@ class FormPage:
 
 
 def field_options(
-    pack: CompiledPack, form: FormDef, keep: Mapping[str, Any]
+    pack: CompiledPack, form: FormDef, keep: Mapping[str, Any], stored: Mapping[str, Any]
 ) -> dict[str, list[tuple[str, str]]]:
-    """Choices of user and reference fields for the signed-in person."""
+    """Choices of user and reference fields for the signed-in person; `keep` holds the values
+    on the page, `stored` the saved record's (see wtf.reference_options)."""
     session = request_session()
     options: dict[str, list[tuple[str, str]]] = {}
     users: list[tuple[str, str]] | None = None
@@ -278,9 +279,11 @@ def field_options(
             options[fdef.id] = users
         elif fdef.type == "reference":
             kept = [found] if (found := id_from(keep.get(fdef.id))) else []
+            saved = [found] if (found := id_from(stored.get(fdef.id))) else []
             options[fdef.id] = wtf.reference_options(
-                session, current_user, pack, fdef, keep=kept,
-                role_capabilities=pack.role_capabilities,
+                session, current_user, pack, form, fdef, keep=kept, stored=saved,
+                role_capabilities=pack.role_capabilities, today=local_today(),
+                date_text=date_filter,
             )  # fmt: skip
     return options
 
@@ -293,14 +296,16 @@ def form_page(
     stage: str | None,
     formdata: Any = None,
     values: Mapping[str, Any] | None = None,
+    stored: Mapping[str, Any] | None = None,
     check: bool = True,
 ) -> FormPage:
-    """Build the inputs (from the post or from typed values) and run the engine on them."""
+    """Build the inputs (from the post or from typed values) and run the engine on them.
+    `stored` is the saved record's values when it is edited (`values`, when they are given)."""
     form = pack.forms[form_id]
     spec = wtf.form_spec(pack, form_id, current_language())
     data = wtf.initial_input(form, values or {}) if formdata is None else None
     kept = values or {k[len(wtf.PREFIX) :]: v for k, v in (formdata or {}).items()}
-    options = field_options(pack, form, kept)
+    options = field_options(pack, form, kept, stored if stored is not None else values or {})
 
     def build_inputs() -> Any:
         return wtf.build_form(spec, formdata=formdata, data=data, options=options)
@@ -336,7 +341,7 @@ def blank_form_page(
     values: Mapping[str, Any],
 ) -> FormPage:  # fmt: skip
     """The page of a new form opened with `values` (its defaults), its inputs rendered."""
-    options = field_options(pack, pack.forms[form_id], values)
+    options = field_options(pack, pack.forms[form_id], values, values)
     key = cache_key(
         pack.content_hash, version_id, form_id, stage, current_language(), local_today(),
         sorted(values.items()), sorted(options.items()),

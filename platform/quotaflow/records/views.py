@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from quotaflow.appended import appended_together
 from quotaflow.audit import record_event
 from quotaflow.forms import wtf
-from quotaflow.forms.engine import evaluate_form
+from quotaflow.forms.engine import company_today, evaluate_form, starting_values
 from quotaflow.ids import id_from
 from quotaflow.org.models import Team
 from quotaflow.org.services import team_on
@@ -121,7 +121,8 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     form = form_or_404(pack, form_id)
     version_id = active_version_id(request_session(), pack_id)
     stage = initial_stage(pack, form_id)
-    page = blank_form_page(pack, version_id, form.id, stage, wtf.defaults(form))
+    starting = starting_values(pack, form.id, company_today(pack))
+    page = blank_form_page(pack, version_id, form.id, stage, starting)
     return render_kept(page.key, "records/form.html", page=page, record=None)
 
 
@@ -183,11 +184,13 @@ def preview(pack_id: str, form_id: str) -> ResponseReturnValue:
         return "", 204  # the submit will explain; nothing to update meanwhile
     pack, version_id = opened
     record_id = id_from(request.form.get("record_id"))
+    stored: dict[str, Any] = {}
     if record_id is not None:
-        stage = record_or_404(record_id, pack).stage
+        record = record_or_404(record_id, pack)
+        stage, stored = record.stage, record.values
     else:
         stage = initial_stage(pack, form_id)
-    page = form_page(pack, version_id, form_id, stage=stage, formdata=request.form)
+    page = form_page(pack, version_id, form_id, stage=stage, formdata=request.form, stored=stored)
     quiet_blank_errors(page)
     page.preview = True
     template = "forms/_preview.html" if request.htmx else "records/form.html"  # type: ignore[attr-defined]
@@ -299,7 +302,8 @@ def update(record_id: int) -> ResponseReturnValue:
         return version_gone(record.pack_id, record.form_id, record.stage, "records/form.html",
                              record=record, version_no=expected)  # fmt: skip
     pack, version_id = opened
-    page = form_page(pack, version_id, record.form_id, stage=record.stage, formdata=request.form)
+    page = form_page(pack, version_id, record.form_id, stage=record.stage,
+                     formdata=request.form, stored=record.values)  # fmt: skip
     if not page.state.ok:
         return render_template("records/form.html", page=page, record=record,
                                version_no=expected), 400  # fmt: skip
