@@ -85,6 +85,23 @@ def test_bad_values_each_get_a_message_and_blank_computed_fields(pack: CompiledP
     assert state.values["grade"] is None  # a potential that is not a number: no grade yet
 
 
+def test_a_computed_field_reading_a_refused_value_is_blank_not_worked_out_without_it(
+    pack: CompiledPack,
+) -> None:
+    raw = {"customer": "Haier", "amount": "100000", "discount": "120"}
+    state = validate_submission(pack, "deal", raw)
+    assert state.errors["discount"] == ["must be at most 50 %"]
+    # COALESCE(discount, 0) would have shown the full amount as the net of a 120 % discount
+    assert state.values["net_amount"] is None
+    assert validate_submission(pack, "deal", {**raw, "discount": "12"}).values[
+        "net_amount"
+    ] == Decimal("88000.00")
+    # a blank discount is no discount: the net is the amount
+    assert validate_submission(pack, "deal", {**raw, "discount": ""}).values[
+        "net_amount"
+    ] == Decimal("100000.00")
+
+
 def test_visit_needs_a_date_and_a_type(pack: CompiledPack) -> None:
     state = validate_submission(pack, "visit", {"customer": "Sany", "visit_type": "onsite"})
     assert state.errors == {"visit_date": ["this field is required"]}

@@ -63,18 +63,26 @@ def evaluate_form(
     *,
     stage: str | None = None,
     today: date | None = None,
+    unreadable: frozenset[str] = frozenset(),
 ) -> FormState:
-    """Computed fields filled in (in dependency order), then visibility and requiredness."""
+    """Computed fields filled in (in dependency order), then visibility and requiredness.
+    A computed field that reads an `unreadable` field (one whose text was refused), directly
+    or through another computed field, is blank: a net amount worked out as if a refused
+    120 % discount were no discount at all would be shown as a fact."""
     form = pack.forms[form_id]
     by_id = {f.id: (i, f) for i, f in enumerate(form.fields)}
     names: dict[str, Any] = {f.id: values.get(f.id) for f in form.fields}
     names["stage"] = stage
+    unknown = set(unreadable)
     for field_id in pack.computed_order[form_id]:
         index, _fdef = by_id[field_id]
+        formula = pack.expression("form", form_id, "fields", index, "formula")
+        if unknown and not unknown.isdisjoint(formula.names):
+            names[field_id] = None
+            unknown.add(field_id)
+            continue
         try:
-            names[field_id] = pack.expression("form", form_id, "fields", index, "formula").evaluate(
-                names, today=today
-            )
+            names[field_id] = formula.evaluate(names, today=today)
         except ExpressionError:
             names[field_id] = None
     visible, required = {}, {}
@@ -149,7 +157,9 @@ def validate_submission(
     """Everything wrong with a submission, per field and for the form, in the user's locale."""
     form = pack.forms[form_id]
     values, parse_errors = parse_submission(form, raw, locale)
-    state = evaluate_form(pack, form_id, values, stage=stage, today=today)
+    state = evaluate_form(
+        pack, form_id, values, stage=stage, today=today, unreadable=frozenset(parse_errors)
+    )
     for field_id, messages in parse_errors.items():
         for message in messages:
             state.add_error(field_id, message)
