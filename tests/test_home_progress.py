@@ -101,14 +101,56 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert (value < high - 1e-3) == bool(mark) or abs(value - high) < 1e-3
     auth.logout()
 
-    # the head of sales sits in the company's top team: its rows carry the plan's whole total
+    # the head of sales sits in the company's top team: its rows carry the plan's whole total,
+    # then one row a region (opening it shows its teams, a team's its reps), no rep one by one
     auth.login("head.of.sales", DEMO_PASSWORD)
-    company = bars(auth.client.get("/").get_data(as_text=True))
-    year = [
-        cells for (p, who), cells in company.items() if p == "FY2026" and who.startswith("team-")
+    html = auth.client.get("/").get_data(as_text=True)
+    company = bars(html)
+    year = {who: cells for (p, who), cells in company.items() if p == "FY2026"}
+    assert not any(who.startswith("rep-") for who in year)
+    top = [cells for cells in year.values() if cells[1].startswith("ACME Industrial")]
+    regions = {cells[1].split(" (")[0]: cells for cells in year.values() if cells not in top}
+    assert len(top) == 1 and amount(top[0][3]) == Decimal("135000000.00")
+    assert sorted(regions) == ["East region", "North region", "South region"]
+    assert sum(amount(c[3]) for c in regions.values()) == amount(top[0][3])
+    assert sum(amount(c[2]) for c in regions.values()) == amount(top[0][2])
+    opens = dict(
+        (name, int(team))
+        for team, name in re.findall(r'href="/\?team=(\d+)"[^>]*>([^<]+)</a>', html)
+    )
+    assert sorted(opens) == sorted(regions)
+
+    east = bars(auth.client.get(f"/?team={opens['East region']}").get_data(as_text=True))
+    east_year = [cells for (p, _w), cells in east.items() if p == "FY2026"]
+    assert [c[1].split(" (")[0] for c in east_year] == [
+        "East region",
+        "East Industrial",
+        "East Key Accounts",
     ]
-    assert len(year) == 1 and amount(year[0][3]) == Decimal("135000000.00")
-    assert all(cells[3] != "—" for (p, who), cells in company.items() if who.startswith("team-"))
+    assert sum(amount(c[3]) for c in east_year[1:]) == amount(east_year[0][3])
+    assert amount(east_year[0][3]) == amount(regions["East region"][3])
+    html = auth.client.get(f"/?team={opens['East region']}").get_data(as_text=True)
+    assert 'data-testid="opened-team">' in html and "East region" in html
+    key_accounts = re.search(r'href="/\?team=(\d+)"[^>]*>East Key Accounts<', html)
+    assert key_accounts is not None
+    team_page = bars(auth.client.get(f"/?team={key_accounts.group(1)}").get_data(as_text=True))
+    assert sorted(who.split("-")[0] for (p, who) in team_page if p == "FY2026") == [
+        "rep",
+        "rep",
+        "rep",
+        "rep",
+        "rep",
+        "team",
+    ]
+    # a team id that is not one of theirs, or not a number, shows their own teams
+    assert bars(auth.client.get("/?team=99999").get_data(as_text=True)) == company
+    assert bars(auth.client.get("/?team=east").get_data(as_text=True)) == company
+    auth.logout()
+
+    # a team manager cannot open another region's team: they see their own
+    auth.login("wang.fang", DEMO_PASSWORD)
+    south = auth.client.get(f"/?team={opens['South region']}").get_data(as_text=True)
+    assert bars(south) == team and "opened-team" not in south
 
 
 def test_to_dos_point_at_what_waits(

@@ -347,3 +347,64 @@ def team_and_subteams(session: Session, team_id: int) -> list[int]:
             found.append(current)
             todo.extend(children.get(current, []))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerScope:
+    """What a manager's pace table shows: the teams looked at (those they manage, or one team
+    under them they opened), the teams right below those, and the reps seated directly in
+    the teams looked at. A head of sales sees the company, its regions and nobody else's
+    reps one by one; a region's row opens the region, a team's its reps."""
+
+    top: tuple[int, ...]
+    below: tuple[int, ...]
+    reps: tuple[int, ...]
+    focus: int | None  # the team opened, when not the ones managed
+
+    @property
+    def teams(self) -> list[int]:
+        return [*self.top, *self.below]
+
+
+def manager_scope(
+    session: Session,
+    manager_id: int,
+    manager_roles: list[str],
+    rep_roles: list[str],
+    on: date,
+    focus: int | None = None,
+) -> ManagerScope:
+    """The manager's scope on a day; `focus` is honoured only for a team at or under one they
+    manage (anything else shows their own teams, as if none was asked for)."""
+    valid = [
+        Membership.valid_from <= on,
+        or_(Membership.valid_to.is_(None), Membership.valid_to > on),
+    ]
+    managed = list(
+        session.scalars(
+            select(Membership.team_id)
+            .where(Membership.user_id == manager_id, Membership.role.in_(manager_roles), *valid)
+            .distinct()
+        )
+    )
+    allowed = {t for team in managed for t in team_and_subteams(session, team)}
+    top = [focus] if focus is not None and focus in allowed else sorted(set(managed))
+    below = [
+        tid
+        for tid in session.scalars(
+            select(Team.id).where(Team.parent_id.in_(top)).order_by(Team.name, Team.id)
+        )
+        if tid not in top
+    ]
+    reps = sorted(
+        set(
+            session.scalars(
+                select(Membership.user_id).where(
+                    Membership.team_id.in_(top), Membership.role.in_(rep_roles), *valid
+                )
+            )
+        )
+    )
+    return ManagerScope(
+        tuple(top), tuple(below), tuple(reps), top[0] if top == [focus] and focus else None
+    )

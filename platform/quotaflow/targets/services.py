@@ -267,14 +267,15 @@ def allocations_of(
     plan: TargetBreakdown, kind: str, tier: str | None = None
 ) -> dict[int, list[Allocation]]:
     """node id (user or team) -> its allocations of that kind in a tier (a rep in two teams
-    has two). The company at the top is a team too when the org has one top team: its head
-    reads the plan's total against that team's figures."""
+    has two). For "team", a region is a team too (a node of the org tree: a head of sales
+    opens a region to see its pace), and so is the company at the top when the org has one
+    top team: its head reads the plan's total against that team's figures."""
     found: dict[int, list[Allocation]] = {}
     company: Allocation | None = None
     for allocation in plan.tiers[tier or plan.main_tier].walk():
         if allocation.node.id is None:
             continue
-        if allocation.node.kind == kind:
+        if allocation.node.kind == kind or (kind == "team" and allocation.node.kind == "region"):
             found.setdefault(allocation.node.id, []).append(allocation)
         elif kind == "team" and allocation.node.kind == "company":
             company = allocation

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import select, text
 
 from quotaflow.forms.wtf import record_title
+from quotaflow.ids import id_from
 from quotaflow.org.models import User
 from quotaflow.org.roles import Capability, capabilities_of, main_capability
 from quotaflow.packs.services import active_pack, installed_packs
@@ -46,45 +47,45 @@ def home():  # type: ignore[no-untyped-def]
             base = base.where(Record.owner_id == current_user.id)
         recent, counts = recent_records(session, base)
         context.update(counts=counts, recent=_titled(session, recent), owners=_owners(recent))
-        context["progress"] = _progress(session, role)
+        focus = id_from(request.args.get("team")) if role == "manager" else None
+        progress, opened, below = _progress(session, role, focus)
+        context.update(progress=progress, opened_team=opened, openable=below)
         from quotaflow.web.todos import todos
 
         context["todos"] = todos(session, current_user, role, date.today())
     return render_template("home.html", **context)
 
 
-def _progress(session: Any, role: str) -> list[tuple[Any, list[Any]]]:
-    """(pack, bars) of every target plan running today: a rep's own, or a manager's teams
-    and the reps in them."""
-    from quotaflow.org.models import Membership
+def _progress(session: Any, role: str, focus: int | None) -> tuple[list[Any], Any, set[int]]:
+    """(pack, plan, bars) of every target plan running today: a rep's own; a manager's teams,
+    the teams right below them and the reps seated in them (or, with `focus`, one team under
+    them opened the same way); the team opened, if any; the teams whose rows open them."""
+    from quotaflow.org.models import Team
     from quotaflow.org.roles import roles_with
-    from quotaflow.org.services import team_and_subteams
+    from quotaflow.org.services import manager_scope
     from quotaflow.packs.services import active_packs
     from quotaflow.targets.progress import progress
 
     today = date.today()
-    valid = (Membership.valid_from <= today) & (
-        Membership.valid_to.is_(None) | (Membership.valid_to > today)
-    )
-    out = []
+    out, opened, below = [], None, set()
     for pack in active_packs(session):
         reps: list[int] = [current_user.id] if role == "rep" else []
         teams: list[int] = []
         if role == "manager":
-            managers = roles_with(Capability.MANAGER, pack.role_capabilities)
-            teams = list(session.scalars(select(Membership.team_id).where(
-                Membership.user_id == current_user.id, Membership.role.in_(managers), valid
-            )))  # fmt: skip
-            under = {t for team in teams for t in team_and_subteams(session, team)}
-            rep_roles = roles_with(Capability.REP, pack.role_capabilities)
-            reps = sorted(set(session.scalars(select(Membership.user_id).where(
-                Membership.team_id.in_(under), Membership.role.in_(rep_roles), valid
-            ))))  # fmt: skip
+            scope = manager_scope(
+                session, current_user.id,
+                roles_with(Capability.MANAGER, pack.role_capabilities),
+                roles_with(Capability.REP, pack.role_capabilities), today, focus,
+            )  # fmt: skip
+            teams, reps = scope.teams, list(scope.reps)
+            below.update(scope.below)
+            if scope.focus is not None:
+                opened = session.get(Team, scope.focus)
         for plan_id in pack.target_plans:
             bars = progress(session, pack, plan_id, reps=reps, teams=teams, today=today)
             if bars:
                 out.append((pack, pack.target_plans[plan_id], bars))
-    return out
+    return out, opened, below
 
 
 def _titled(session: Any, records: list[Record]) -> list[tuple[Record, str, str]]:
