@@ -463,6 +463,8 @@ def test_a_deal_waiting_for_a_move_approval_cannot_be_changed_meanwhile(
     assert sent.status_code == 302 and _record(app, deal).stage == "needs_confirmed"
     form = client.get(f"/records/{deal}/edit").get_data(as_text=True)
     assert "waiting for an approval" in form  # said before anything is typed
+    assert 'data-testid="held-message"' in form and "Saving is off until then" in form
+    assert '<button class="primary" type="submit" disabled>' in form
     data = {
         "pack_version_id": re.search(r'name="pack_version_id" value="(\d+)"', form).group(1),  # type: ignore[union-attr]
         "version_no": str(_record(app, deal).version_no),

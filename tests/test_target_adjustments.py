@@ -251,6 +251,57 @@ def test_the_org_changing_moves_no_target_until_the_plan_is_split_again(
     assert refused.status_code == 403
 
 
+def test_people_who_joined_after_the_split_are_named_until_it_is_split_again(
+    demo: sessionmaker[Session], auth: Any, monkeypatch: Any
+) -> None:
+    import quotaflow.targets.views
+    import quotaflow.web.views
+    from quotaflow.org.services import add_membership, add_user, team_by_key
+    from quotaflow.targets.services import outside_split
+
+    class Today:  # the pages use date.today(); the demo was built for TODAY
+        @staticmethod
+        def today() -> date:
+            return TODAY
+
+    for module in (quotaflow.targets.views, quotaflow.web.views):
+        monkeypatch.setattr(module, "date", Today)
+    with demo() as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        assert outside_split(session, pack, "revenue_fy2026", TODAY) == []
+        newcomer = add_user(session, username="new.rep", display_name="New Rep")
+        team = team_by_key(session, "east_key_accounts")
+        assert team is not None
+        add_membership(session, user=newcomer, team=team, role="account_manager", valid_from=TODAY)
+        session.commit()
+        found = outside_split(session, pack, "revenue_fy2026", TODAY)
+        assert [(o.node.key, o.team_name) for o in found] == [("new.rep", "East Key Accounts")]
+    plan_url = "/targets/b2b_manufacturer/revenue_fy2026"
+    todo = "No target in Revenue target FY2026 yet (joined after the split): New Rep"
+    # their manager is told on the home page and on the plan; an administrator too
+    auth.login("wang.fang", DEMO_PASSWORD)
+    assert todo in auth.client.get("/").get_data(as_text=True)
+    page = auth.client.get(plan_url).get_data(as_text=True)
+    assert 'data-testid="outside-split"' in page and "New Rep · East Key Accounts" in page
+    assert "An administrator splits the plan again" in page
+    auth.logout()
+    auth.login("zhao.qiang", DEMO_PASSWORD)  # another team's manager: not theirs to see
+    assert "No target in" not in auth.client.get("/").get_data(as_text=True)
+    assert "outside-split" not in auth.client.get(plan_url).get_data(as_text=True)
+    auth.logout()
+    auth.login("admin", DEMO_PASSWORD)
+    assert todo in auth.client.get("/").get_data(as_text=True)
+    page = auth.client.get(plan_url).get_data(as_text=True)
+    assert 'data-testid="outside-split"' in page and "team below to give them a target" in page
+    with demo() as session:
+        admin = user_by_username(session, "admin")
+        resplit_target(session, active_pack(session, "b2b_manufacturer"), "revenue_fy2026",
+                       reason="New Rep joined", actor=admin, today=TODAY)  # fmt: skip
+        session.commit()
+    assert "No target in" not in auth.client.get("/").get_data(as_text=True)
+    assert "outside-split" not in auth.client.get(plan_url).get_data(as_text=True)
+
+
 def test_an_org_set_up_after_the_plan_began_follows_the_org_until_a_day_is_pinned(
     sessions: sessionmaker[Session],
 ) -> None:

@@ -319,6 +319,14 @@ class TargetPlanDef:
     split: tuple[SplitDef, ...] = ()
     phasing: PhasingDef | None = None
     adjustable_by: Id = "manager"
+    round_to: Decimal | None = dfield(
+        default=None,
+        metadata=meta(
+            "Targets in round figures: every part of the split, tier and phase is a whole"
+            " multiple of this amount (e.g. 1000), but for the one taking what is left below it",
+            exclusiveMinimum=0,
+        ),
+    )
 
 
 # --- scorecards ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from quotaflow.expressions import (
@@ -410,6 +411,13 @@ class Linker:
         for name, share in plan.tiers.items():
             if share <= 0:
                 self.problem(("tiers", name), "a tier is a positive share of the total, e.g. 0.9")
+        if plan.round_to is not None:
+            if plan.round_to != plan.round_to.quantize(Decimal("0.01")):
+                self.problem(("round_to",), "round to a whole number of cents, e.g. 1000 or 0.5")
+            elif plan.round_to > plan.total:
+                self.problem(
+                    ("round_to",), f"round_to ({plan.round_to}) is more than the total to split"
+                )
         levels = [s.level for s in plan.split]
         order = ["region", "team", "rep"]
         if levels != sorted(levels, key=order.index) or len(set(levels)) != len(levels):

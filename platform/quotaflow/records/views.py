@@ -279,12 +279,9 @@ def edit(record_id: int) -> ResponseReturnValue:
     form = pack.forms[record.form_id]
     page = form_page(pack, version_id, record.form_id, stage=record.stage,
                  values=typed_values(form, record.values), check=False)  # fmt: skip
-    if pending_approval(request_session(), record.id) is not None:  # said before typing
-        page.state.form_errors.append(
-            _("This deal is waiting for an approval: change it once that is decided.")
-        )
+    held = pending_approval(request_session(), record.id) is not None  # said before typing
     return render_template("records/form.html", page=page, record=record,
-                           version_no=record.version_no)  # fmt: skip
+                           version_no=record.version_no, held=held)  # fmt: skip
 
 
 @bp.post("/records/<int:record_id>/edit")
@@ -311,11 +308,8 @@ def update(record_id: int) -> ResponseReturnValue:
     if pending_approval(session, record.id) is not None:
         # what the approver is deciding on must not change under them (nor a change slip
         # past them meanwhile): the deal waits, its editor's input kept on the page
-        page.state.form_errors.append(
-            _("This deal is waiting for an approval: change it once that is decided.")
-        )
         return render_template(
-            "records/form.html", page=page, record=record, version_no=expected
+            "records/form.html", page=page, record=record, version_no=expected, held=True
         ), 409
     if expected == record.version_no and (held := _change_needing_approval(pack, record, page)):
         return held

@@ -26,7 +26,14 @@ from quotaflow.org.services import team_and_subteams
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.targets.decompose import Allocation, TargetError, adjust
 from quotaflow.targets.models import TargetAdjustment
-from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown, pinned_split_day, plan_of
+from quotaflow.targets.services import (
+    RESPLIT,
+    SPLIT_ON,
+    breakdown,
+    pinned_split_day,
+    plan_of,
+    unit_cents,
+)
 
 
 def versions_of(session: Session, pack_id: str, plan_id: str) -> list[TargetAdjustment]:
@@ -107,7 +114,7 @@ def adjust_target(
     if (found := tree.find(node_key)) is not None and found.amount == value:
         unchanged = N_("{part} already has this target: nothing to save.")
         raise refused(unchanged, part=found.node.name)
-    after_tree = adjust(tree, node_key, value, locale)
+    after_tree = adjust(tree, node_key, value, locale, unit_cents(pack.target_plans[plan_id]))
     new_parent = parent_of(after_tree, node_key)
     assert new_parent is not None
     version = _next_version(session, pack.id, plan_id)

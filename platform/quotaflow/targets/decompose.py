@@ -71,13 +71,25 @@ def _fraction(weight: Number | None) -> Fraction:
     return Fraction(weight)
 
 
-def allocate_cents(total: int, weights: Sequence[Number | None]) -> list[int]:
+def allocate_cents(total: int, weights: Sequence[Number | None], unit: int = 1) -> list[int]:
     """`total` cents split in proportion to `weights`, largest remainder; sums to `total`.
 
-    Weights must be zero or more; all zero (or blank) splits equally.
+    Weights must be zero or more; all zero (or blank) splits equally. With a `unit` (in
+    cents: 100_000 for round thousands) the parts are whole units, split the same way, and
+    what is left below one unit goes to the part with the largest exact share (the earlier
+    of equals): every part but that one is a round figure, and they still sum to `total`.
     """
     if total < 0:
-        return [-part for part in allocate_cents(-total, weights)]
+        return [-part for part in allocate_cents(-total, weights, unit)]
+    if unit > 1 and weights:
+        units = allocate_cents(total // unit, weights)
+        parts = [u * unit for u in units]
+        odd = total - sum(parts)
+        if odd:
+            exact = [_fraction(w) for w in weights]
+            biggest = max(range(len(parts)), key=lambda i: (exact[i], -i))
+            parts[biggest] += odd
+        return parts
     if not weights:
         if total:
             raise TargetError(f"{from_cents(total)} cannot be split among no one")
@@ -97,9 +109,10 @@ def allocate_cents(total: int, weights: Sequence[Number | None]) -> list[int]:
     return parts
 
 
-def allocate(total: Number, weights: Sequence[Number | None]) -> list[Decimal]:
-    """An amount split to the cent in proportion to `weights`; the parts sum to it exactly."""
-    return [from_cents(c) for c in allocate_cents(to_cents(total), weights)]
+def allocate(total: Number, weights: Sequence[Number | None], unit: int = 1) -> list[Decimal]:
+    """An amount split to the cent (or in whole `unit`s of cents, see allocate_cents) in
+    proportion to `weights`; the parts sum to it exactly."""
+    return [from_cents(c) for c in allocate_cents(to_cents(total), weights, unit)]
 
 
 # --- the org tree -------------------------------------------------------------------------------
@@ -218,13 +231,15 @@ def level_weights(nodes: Sequence[OrgNode], rule: LevelRule, method: Method) -> 
     raise TargetError(f"'{method}' is not a base method")
 
 
-def split_amount(total: Decimal, nodes: Sequence[OrgNode], rule: LevelRule) -> list[Decimal]:
-    """The parent's amount shared among `nodes` by the rule; sums exactly to `total`."""
+def split_amount(
+    total: Decimal, nodes: Sequence[OrgNode], rule: LevelRule, unit: int = 1
+) -> list[Decimal]:
+    """The parent's amount shared among `nodes` by the rule (in whole `unit`s of cents but
+    for the odd remainder); sums exactly to `total`."""
     cents = to_cents(total)
     if rule.method != "manual":
-        return [
-            from_cents(c) for c in allocate_cents(cents, level_weights(nodes, rule, rule.method))
-        ]
+        weights = level_weights(nodes, rule, rule.method)
+        return [from_cents(c) for c in allocate_cents(cents, weights, unit)]
     keys = {n.key for n in nodes}
     unknown = sorted(set(rule.manual) - keys)
     if unknown:
@@ -250,15 +265,18 @@ def split_amount(total: Decimal, nodes: Sequence[OrgNode], rule: LevelRule) -> l
     shared = dict(
         zip(
             (n.key for n in others),
-            allocate_cents(rest, level_weights(others, rule, rule.base)),
+            allocate_cents(rest, level_weights(others, rule, rule.base), unit),
             strict=True,
         )
     )
     return [from_cents(fixed[n.key] if n.key in fixed else shared[n.key]) for n in nodes]
 
 
-def decompose(total: Number, root: OrgNode, rules: Sequence[LevelRule]) -> Allocation:
-    """The total split down the tree: level i of `rules` shares among depth i + 1."""
+def decompose(
+    total: Number, root: OrgNode, rules: Sequence[LevelRule], unit: int = 1
+) -> Allocation:
+    """The total split down the tree: level i of `rules` shares among depth i + 1 (in whole
+    `unit`s of cents, see allocate_cents)."""
     amount = from_cents(to_cents(total))
 
     def down(node: OrgNode, value: Decimal, depth: int) -> Allocation:
@@ -266,7 +284,7 @@ def decompose(total: Number, root: OrgNode, rules: Sequence[LevelRule]) -> Alloc
         if depth >= len(rules) or not node.children:
             return here
         rule = rules[depth]
-        parts = split_amount(value, node.children, rule)
+        parts = split_amount(value, node.children, rule, unit)
         for child, part in zip(node.children, parts, strict=True):
             sub = down(child, part, depth + 1)
             sub.method = rule.label
@@ -279,14 +297,15 @@ def decompose(total: Number, root: OrgNode, rules: Sequence[LevelRule]) -> Alloc
     return top
 
 
-def scale(allocation: Allocation, total: Number) -> Allocation:
-    """The same tree for another total (a tier): each level split in proportion to the amounts."""
+def scale(allocation: Allocation, total: Number, unit: int = 1) -> Allocation:
+    """The same tree for another total (a tier): each level split in proportion to the
+    amounts (in whole `unit`s of cents, see allocate_cents)."""
     amount = from_cents(to_cents(total))
 
     def down(node: Allocation, value: Decimal) -> Allocation:
         out = Allocation(node.node, value, node.method, node.manual)
         if node.children:
-            parts = allocate(value, [c.amount for c in node.children])
+            parts = allocate(value, [c.amount for c in node.children], unit)
             out.children = [down(c, p) for c, p in zip(node.children, parts, strict=True)]
         return out
 
@@ -333,8 +352,9 @@ def phase_weights(
     return given
 
 
-def phase(allocation: Allocation, weights: Sequence[Number]) -> Allocation:
-    """Spread every leaf over the sub-periods; parents' phases are their children's sums."""
+def phase(allocation: Allocation, weights: Sequence[Number], unit: int = 1) -> Allocation:
+    """Spread every leaf over the sub-periods (in whole `unit`s of cents, see
+    allocate_cents); parents' phases are their children's sums."""
 
     def visit(node: Allocation) -> list[Decimal]:
         if node.children:
@@ -343,7 +363,7 @@ def phase(allocation: Allocation, weights: Sequence[Number]) -> Allocation:
                 sums = [a + b for a, b in zip(sums, visit(child), strict=True)]
             node.phases = sums
         else:
-            node.phases = allocate(node.amount, weights)
+            node.phases = allocate(node.amount, weights, unit)
         return node.phases
 
     visit(allocation)
@@ -374,13 +394,16 @@ def describe(allocation: Allocation) -> list[dict[str, Any]]:
     return rows
 
 
-def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en") -> Allocation:
+def adjust(
+    allocation: Allocation, key: str, amount: Number, locale: str = "en", unit: int = 1
+) -> Allocation:
     """A new tree where node `key` gets `amount` and its siblings share the rest of their
     parent's amount in proportion to what they had (to the cent, summing exactly); every
     changed node's own children are rescaled the same way. The parent's amount never moves.
     Siblings adjusted before keep what they were given while others can take the change (a
     second adjustment does not quietly undo the first); only when every sibling was adjusted
-    do they all share it. A refusal is a TargetError in `locale`."""
+    do they all share it. Siblings share in whole `unit`s of cents (allocate_cents); the
+    amount given is kept as typed. A refusal is a TargetError in `locale`."""
     value = from_cents(to_cents(amount))
 
     def refused(message: str, **params: Any) -> TargetError:
@@ -415,7 +438,7 @@ def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en")
                 N_("{part} is the only part of {whole}: its target is {amount}"),
                 part=part, whole=whole, amount=node.amount,
             )  # fmt: skip
-        shares = allocate(room - value, [c.amount for c in sharing]) if sharing else []
+        shares = allocate(room - value, [c.amount for c in sharing], unit) if sharing else []
         out = Allocation(node.node, node.amount, node.method, node.manual)
         rest = iter(shares)
         for i, child in enumerate(node.children):
@@ -425,7 +448,7 @@ def adjust(allocation: Allocation, key: str, amount: Number, locale: str = "en")
                 new = next(rest)
             else:
                 new = child.amount
-            moved = scale(child, new)
+            moved = scale(child, new, unit)
             moved.manual = child.manual or i == index
             out.children.append(moved)
         return out

@@ -25,6 +25,7 @@ from quotaflow.targets.decompose import (
     phase_weights,
     scale,
     tier_totals,
+    to_cents,
 )
 
 
@@ -197,6 +198,11 @@ def pinned_split_day(
     return None
 
 
+def unit_cents(plan: TargetPlanDef) -> int:
+    """The plan's `round_to` in cents (1: to the cent)."""
+    return max(1, to_cents(plan.round_to)) if plan.round_to is not None else 1
+
+
 def apply_adjustments(
     session: Session, pack: CompiledPack, plan_id: str, ideal: Allocation
 ) -> Allocation:
@@ -206,10 +212,11 @@ def apply_adjustments(
     from quotaflow.targets.adjustments import versions_of
 
     versions = versions_of(session, pack.id, plan_id)
+    unit = unit_cents(pack.target_plans[plan_id])
     last_split = max((i for i, v in enumerate(versions) if v.node_key == RESPLIT), default=-1)
     for version in versions[last_split + 1 :]:
         try:
-            ideal = adjust(ideal, version.node_key, version.amount)
+            ideal = adjust(ideal, version.node_key, version.amount, unit=unit)
         except TargetError:
             continue
     return ideal
@@ -237,13 +244,14 @@ def breakdown(
     levels = [s.level for s in plan.split]
     tree = org_tree(engine, levels, on)
     rules = [_rule(engine, plan, i, s, period, s.level) for i, s in enumerate(plan.split)]
-    ideal = decompose(plan.total, tree, rules)
+    unit = unit_cents(plan)
+    ideal = decompose(plan.total, tree, rules, unit)
     if adjusted:  # `adjusted=False`: as the pack's rules split it, before any version
         ideal = apply_adjustments(session, pack, plan.id, ideal)
     tiers_def = plan.tiers or {"ideal": 1.0}
     totals = tier_totals(plan.total, tiers_def)
     tiers = {
-        name: ideal if total == ideal.amount else scale(ideal, total)
+        name: ideal if total == ideal.amount else scale(ideal, total, unit)
         for name, total in totals.items()
     }
     parts: list[Period] = []
@@ -256,8 +264,43 @@ def breakdown(
             ]
         weights = phase_weights(parts, plan.phasing.weights, history)
         for name in tiers:
-            tiers[name] = phase(tiers[name], weights)
+            tiers[name] = phase(tiers[name], weights, unit)
     return TargetBreakdown(plan, period, on, tiers, parts)
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideSplit:
+    """A rep (or team) in today's org with no part in the plan's split: they arrived after
+    its split day, so their target is blank until an administrator splits again."""
+
+    node: OrgNode
+    team_id: int | None  # the team they sit in (for a rep), or the team itself
+    team_name: str
+
+
+def outside_split(
+    session: Session, pack: CompiledPack, plan_id: str, today: date
+) -> list[OutsideSplit]:
+    """Who today's org has that the plan's split lacks, while the plan runs; [] when the plan
+    is split on today's org anyway (it follows the org until pinned)."""
+    plan = breakdown(session, pack, plan_id, today=today)
+    if not plan.period.start <= today <= plan.period.end or plan.on == today:
+        return []
+    split = {(a.node.kind, a.node.id) for a in plan.tiers[plan.main_tier].walk()}
+    engine = KpiEngine(session, pack, today=today)
+    tree = org_tree(engine, [s.level for s in plan.plan.split], today)
+    out: list[OutsideSplit] = []
+
+    def visit(node: OrgNode, parent: OrgNode | None) -> None:
+        if node.kind != "company" and (node.kind, node.id) not in split:
+            where = node if node.kind != "rep" or parent is None else parent
+            out.append(OutsideSplit(node, where.id, where.name))
+            return  # a new team's reps are new with it
+        for child in node.children:
+            visit(child, node)
+
+    visit(tree, None)
+    return out
 
 
 # --- a node's target for a period (scorecards, home pages) -------------------------------------

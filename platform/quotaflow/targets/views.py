@@ -22,7 +22,7 @@ from quotaflow.targets.adjustments import (
     versions_of,
 )
 from quotaflow.targets.decompose import Allocation
-from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown
+from quotaflow.targets.services import RESPLIT, SPLIT_ON, breakdown, outside_split
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 
@@ -75,10 +75,14 @@ def _page(pack_id: str, plan_id: str, status: int = 200, **form: Any) -> Respons
     }
     # versions name the parts as the table does (a key stays for a part no longer there)
     names = {a.node.key: a.node.name for a in plan.tiers[tier].walk()}
+    outside = [
+        o for o in outside_split(session, pack, plan_id, date.today())
+        if allowed is None or o.team_id in allowed
+    ]  # fmt: skip
     return render_template(
         "targets/plan.html", pack=pack, plan=plan, tier=tier, definition=pack.target_plans[plan_id],
         rows=_rows(plan.tiers[tier], allowed), versions=list(reversed(versions)), people=people,
-        form=form, names=names, resplit=RESPLIT, split_on=SPLIT_ON,
+        form=form, names=names, resplit=RESPLIT, split_on=SPLIT_ON, outside=outside,
     ), status  # fmt: skip
 
 

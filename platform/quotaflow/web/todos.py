@@ -104,6 +104,43 @@ def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
                 )  # fmt: skip
                 out.append(Todo(text, url_for("records.view", record_id=record.id), "stale"))
     out += _appraisal_todos(session, person, role)
+    if role == "manager":
+        out += target_todos(session, person, today)
+    return out
+
+
+def target_todos(session: Session, person: Any, today: date) -> list[Todo]:
+    """Plans running today whose split lacks people of today's org (a manager's: in their
+    teams; an administrator's: anyone), one to-do a plan."""
+    from quotaflow.targets.adjustments import teams_adjustable_by
+    from quotaflow.targets.services import outside_split
+    from quotaflow.web.i18n import label
+
+    out: list[Todo] = []
+    for pack in active_packs(session):
+        if not pack.target_plans:
+            continue
+        allowed = teams_adjustable_by(session, pack, person, today)
+        if allowed is not None and not allowed:
+            continue
+        for plan_id, plan in pack.target_plans.items():
+            missing = [
+                o.node.name
+                for o in outside_split(session, pack, plan_id, today)
+                if allowed is None or o.team_id in allowed
+            ]
+            if missing:
+                out.append(
+                    Todo(
+                        _(
+                            "No target in %(plan)s yet (joined after the split): %(who)s",
+                            plan=label(plan.label) or plan.id,
+                            who=", ".join(missing[:LIMIT]) + (" …" if len(missing) > LIMIT else ""),
+                        ),
+                        url_for("targets.plan_page", pack_id=pack.id, plan_id=plan_id),
+                        "target",
+                    )
+                )
     return out
 
 

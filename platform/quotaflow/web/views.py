@@ -53,6 +53,10 @@ def home():  # type: ignore[no-untyped-def]
         from quotaflow.web.todos import todos
 
         context["todos"] = todos(session, current_user, role, date.today())
+    else:
+        from quotaflow.web.todos import target_todos
+
+        context["todos"] = target_todos(session, current_user, date.today())
     return render_template("home.html", **context)
 
 
