@@ -540,7 +540,9 @@ fields:
   - {id: customer, type: text, required: true}
   - {id: visit_date, type: date, required: true, default_formula: "TODAY()"}
   - {id: kind, type: choice, choices: [onsite, phone], default: phone}
-  - {id: deal, type: reference, form: deal, where: "stage != 'lost'"}
+  - {id: deal, type: reference, form: deal, where: "stage != 'lost'",
+     fill: {customer: customer, note: notes}}
+  - {id: note, type: textarea}
 """
 
 
@@ -600,4 +602,58 @@ def test_a_reference_offers_only_the_records_its_filter_admits_but_keeps_a_chose
     form = {"pack_version_id": version_id(page), "f-customer": "X", "f-visit_date": "2026-11-02",
             "f-deal": str(deals["lost"])}  # fmt: skip
     page = auth.post("/forms/acme/visit/new", form).get_data(as_text=True)
+    assert field_errors(page, "deal") == ["choose one of the options offered"]
+
+
+def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_typed(
+    app: Flask, auth: AuthActions, installer, people
+) -> None:  # type: ignore[no-untyped-def]
+    from quotaflow.records.services import create_record
+
+    installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    with app.extensions["quotaflow.sessions"]() as session:
+        deals = {
+            stage: create_record(
+                session, pack_id="acme", pack_version_id=1, form_id="deal",
+                owner_id=people["rep"], team_id=None,
+                values={"customer": f"{stage} <Co>", "notes": "call the buyer"},
+                actor_id=people["rep"], stage=stage,
+            ).id
+            for stage in ("lead", "lost")
+        }  # fmt: skip
+        session.commit()
+    auth.login("li.wei")
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    base = {"pack_version_id": version_id(page), "f-visit_date": "2026-11-02", "f-kind": "phone"}
+    # while typing: the blank customer and note come back filled, as inputs swapped in place
+    live = auth.post(
+        "/forms/acme/visit/preview", {**base, "f-deal": str(deals["lead"]), "f-customer": ""},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)  # fmt: skip
+    customer = (
+        r'<input(?=[^>]*hx-swap-oob="true")(?=[^>]*name="f-customer")[^>]*value="lead &lt;Co&gt;"'
+    )
+    assert re.search(customer, live)  # the record's text, escaped
+    assert re.search(
+        r'<textarea(?=[^>]*hx-swap-oob="true")[^>]*name="f-note"[^>]*>\s*call the buyer</textarea>',
+        live,
+    )
+    # what was typed stays: no input comes back for it
+    typed = auth.post(
+        "/forms/acme/visit/preview", {**base, "f-deal": str(deals["lead"]), "f-customer": "Gree"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)  # fmt: skip
+    assert 'name="f-customer"' not in typed and 'name="f-note"' in typed
+    # without JavaScript the save fills them
+    saved = auth.post("/forms/acme/visit/new", {**base, "f-deal": str(deals["lead"])})
+    assert saved.status_code == 302
+    assert stored(app)[-1].values == {
+        "deal": deals["lead"], "customer": "lead <Co>", "note": "call the buyer",
+        "visit_date": "2026-11-02", "kind": "phone",
+    }  # fmt: skip
+    # a record not offered fills nothing (and is refused)
+    page = auth.post("/forms/acme/visit/new", {**base, "f-deal": str(deals["lost"])}).get_data(
+        as_text=True
+    )
+    assert field_errors(page, "customer") == ["this field is required"]
     assert field_errors(page, "deal") == ["choose one of the options offered"]

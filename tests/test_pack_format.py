@@ -453,6 +453,22 @@ fields:
             '{id: other, type: reference, form: deal, where: "LEN(customer) > 3"}',
             "fields/2/where: this filter cannot run in the database",
         ),
+        (
+            "{id: note, type: text, fill: {customer: customer}}",
+            "fields/2/fill: only a reference field fills fields from a record",
+        ),
+        (
+            "{id: other, type: reference, form: deal, fill: {custmer: customer}}",
+            "fields/2/fill/custmer: unknown field 'custmer'",
+        ),
+        (
+            "{id: other, type: reference, form: deal, fill: {customer: amount}}",
+            "fields/2/fill/customer: 'customer' is a text field; 'amount' is a money field",
+        ),
+        (
+            "{id: other, type: reference, form: deal, fill: {amount: amont}}",
+            "fields/2/fill/amount: unknown deal field 'amont' — did you mean 'amount'?",
+        ),
     ],
 )
 def test_bad_defaults_and_reference_filters_are_named(

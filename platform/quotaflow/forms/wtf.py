@@ -39,7 +39,7 @@ from wtforms.widgets import (
 from quotaflow.errors import QuotaflowError
 from quotaflow.expressions.sql import record_column_resolver
 from quotaflow.forms.engine import FormState
-from quotaflow.forms.values import Raw, choice_values, to_input
+from quotaflow.forms.values import Raw, choice_values, from_storage, to_input
 from quotaflow.org.models import Membership, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES, Person
 from quotaflow.packs.compiled import CompiledPack
@@ -297,6 +297,42 @@ def reference_options(
         else (str(r.id), t)
         for r, t in zip(found, titles, strict=True)
     ]
+
+
+def filled_from_references(
+    session: Session,
+    pack: CompiledPack,
+    definition: FormDef,
+    raw: Mapping[str, Raw],
+    options: Mapping[str, Sequence[tuple[str, str]]],
+) -> dict[str, str]:
+    """Input text for the blank fields a chosen reference `fill`s, read from the record chosen
+    (only one the editor was offered: one they may see). A field with anything typed in it
+    is never filled over."""
+    out: dict[str, str] = {}
+    for field in definition.fields:
+        if field.type != "reference" or not field.fill:
+            continue
+        chosen = raw.get(field.id)
+        if not isinstance(chosen, str) or chosen not in {v for v, _l in options.get(field.id, [])}:
+            continue
+        record = session.get(Record, int(chosen))
+        referred = pack.forms.get(field.form or "")
+        if record is None or referred is None:
+            continue
+        theirs = {f.id: f for f in referred.fields}
+        own = {f.id: f for f in definition.fields}
+        for target, source in field.fill.items():
+            if raw.get(target) not in (None, "") or target in out or source not in theirs:
+                continue
+            value = from_storage(theirs[source], record.values.get(source))
+            if value is not None:
+                out[target] = (
+                    value.strftime("%Y-%m-%dT%H:%M")
+                    if isinstance(value, datetime)
+                    else to_input(own[target], value)
+                )
+    return out
 
 
 def record_title(form: FormDef, record: Record) -> str:

@@ -145,6 +145,13 @@ class FieldDef:
             " e.g. stage != 'lost' (it runs in the database, like a KPI's where)"
         ),
     )
+    fill: dict[str, str] | None = dfield(
+        default=None,
+        metadata=meta(
+            "For reference fields: fields of this form filled from the record chosen, while"
+            " they are blank: {this form's field: the referred form's field}"
+        ),
+    )
     renamed_from: Id | None = dfield(
         default=None, metadata=meta("Previous id: installing moves existing values over")
     )

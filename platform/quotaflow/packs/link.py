@@ -231,9 +231,12 @@ class Linker:
             self.problem((*path, "choices"), "the same choice is listed twice")
         self.link_default(path, fdef)
         if fdef.type == "reference":
-            self.link_reference(path, fdef)
-        elif fdef.where is not None:
-            self.problem((*path, "where"), "only a reference field offers records to filter")
+            self.link_reference(path, fdef, form)
+        else:
+            if fdef.where is not None:
+                self.problem((*path, "where"), "only a reference field offers records to filter")
+            if fdef.fill:
+                self.problem((*path, "fill"), "only a reference field fills fields from a record")
         if fdef.min is not None and fdef.max is not None and fdef.min > fdef.max:
             self.problem((*path, "min"), f"min ({fdef.min}) is greater than max ({fdef.max})")
         if fdef.renamed_from and fdef.renamed_from in field_ids:
@@ -270,7 +273,7 @@ class Linker:
                 f"the default {fdef.default!r} is refused: {exc.in_locale('en')}",
             )
 
-    def link_reference(self, path: Path_, fdef: FieldDef) -> None:
+    def link_reference(self, path: Path_, fdef: FieldDef, form: FormDef) -> None:
         forms = self.defs.get("form", {})
         if fdef.form is None:
             self.problem(path, "a reference field needs 'form': the form it refers to")
@@ -282,6 +285,27 @@ class Linker:
         reason = where.sql_unsupported_reason() if where else None
         if reason:
             self.problem((*path, "where"), f"this filter cannot run in the database: {reason}")
+        self.link_fill(path, fdef, form, forms[fdef.form])
+
+    def link_fill(self, path: Path_, fdef: FieldDef, form: FormDef, referred: FormDef) -> None:
+        """Each filled field is an editable field of this form taking the same kind of value
+        as the referred form's field it copies (text and textarea count as one kind)."""
+        own = {f.id: f for f in form.fields}
+        theirs = {f.id: f for f in referred.fields}
+        kind = {"textarea": "text"}
+        for target, source in (fdef.fill or {}).items():
+            where = (*path, "fill", target)
+            if not self.expect_ref(where, "field", target, own):
+                continue
+            if not self.expect_ref(where, f"{referred.id} field", source, theirs):
+                continue
+            mine, other = own[target], theirs[source]
+            if mine.formula is not None or mine.type in ("computed", "multichoice", "bool"):
+                self.problem(where, f"'{target}' cannot be filled: only typed-in fields can")
+            elif kind.get(mine.type, mine.type) != kind.get(other.type, other.type):
+                self.problem(
+                    where, f"'{target}' is a {mine.type} field; '{source}' is a {other.type} field"
+                )
 
     def check_pattern(self, path: Path_, pattern: str) -> None:
         import re

@@ -236,6 +236,7 @@ class FormPage:
     fields_html: Markup | None = None  # the inputs, already rendered (blank_form_page)
     key: str | None = None  # what a blank page is kept under (blank_form_page)
     built_inputs: Any = field(default=None, repr=False)  # build_inputs() once it has run
+    filled: frozenset[str] = frozenset()  # fields a chosen reference filled in (`fill`)
 
     @property
     def inputs(self) -> Any:
@@ -310,11 +311,18 @@ def form_page(
     def build_inputs() -> Any:
         return wtf.build_form(spec, formdata=formdata, data=data, options=options)
 
+    filled: dict[str, str] = {}
     if formdata is None:
         inputs = build_inputs()
         raw = wtf.raw_input(inputs, form)
     else:  # a post: its inputs are built only if the page is shown again
         inputs, raw = None, wtf.posted_input(form, formdata)
+        filled = wtf.filled_from_references(request_session(), pack, form, raw, options)
+        if filled:  # as if typed: the inputs, the engine and the save all see them
+            formdata = formdata.copy()
+            for field_id, text in filled.items():
+                formdata[wtf.PREFIX + field_id] = text
+            raw = {**raw, **filled}
     state = validate_submission(
         pack, form_id, raw, stage=stage, locale=current_language(), today=local_today()
     )
@@ -324,6 +332,7 @@ def form_page(
     return FormPage(
         pack, version_id, form, build_inputs, state, stage,
         display_for(pack, form, [state.values]), options=options, built_inputs=inputs,
+        filled=frozenset(filled),
     )  # fmt: skip
 
 

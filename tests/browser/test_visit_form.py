@@ -1,0 +1,52 @@
+"""In a real browser, on a phone: a rep logs a visit. The date starts on today (the company's
+day), the deal list offers the open deals only, and choosing one fills the blank customer in
+as the form reacts; what they typed themselves is never overwritten."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import expect
+
+from quotaflow.records.models import Record
+from tests.browser.conftest import BrowserPage, LiveServer, add_deal, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_visit_starts_today_and_the_deal_chosen_fills_the_customer(
+    pages: BrowserPage, live_server: LiveServer
+) -> None:
+    open_deal = add_deal(live_server, "quotation", {"customer": "Midea Group"})
+    lost = add_deal(live_server, "lost", {"customer": "Gree Electric", "lost_reason": "price"})
+    phone = pages.new(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    sign_in(phone, "li.wei")
+    phone.wait_for_url(f"{live_server.url}/")
+    phone.goto(f"{live_server.url}/forms/b2b_manufacturer/visit/new")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    expect(phone.get_by_label("Date")).to_have_value(today)
+    deal = phone.get_by_label("Deal")
+    offered = deal.locator("option").evaluate_all("os => os.map(o => o.value)")
+    assert str(open_deal) in offered and str(lost) not in offered
+    customer = phone.get_by_label("Customer")
+    expect(customer).to_have_value("")
+    deal.select_option(str(open_deal))
+    expect(customer).to_have_value("Midea Group")  # filled as the form reacts
+    # typed over, then another change of the form: what was typed stays
+    customer.fill("Midea HVAC")
+    phone.get_by_label("Type").select_option("onsite")
+    phone.wait_for_timeout(600)
+    expect(customer).to_have_value("Midea HVAC")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.get_by_role("button", name="Save").tap()
+    phone.wait_for_url(re.compile(r"/records/\d+$"))
+    record_id = int(phone.url.rsplit("/", 1)[1])
+    with live_server.app.extensions["quotaflow.sessions"]() as session:
+        visit = session.get(Record, record_id)
+        assert visit is not None
+        assert visit.values["customer"] == "Midea HVAC" and visit.values["deal"] == open_deal
+        assert visit.values["visit_date"] == today
+    assert pages.console_errors == []
