@@ -251,6 +251,47 @@ def test_the_org_changing_moves_no_target_until_the_plan_is_split_again(
     assert refused.status_code == 403
 
 
+def test_after_a_split_again_someone_added_the_same_day_or_back_dated_moves_nothing(
+    demo: sessionmaker[Session],
+) -> None:
+    from datetime import timedelta
+
+    from quotaflow.org.services import add_membership, add_user, team_by_key
+    from quotaflow.targets.services import outside_split
+
+    with demo() as session:
+        pack = active_pack(session, "b2b_manufacturer")
+        admin = user_by_username(session, "admin")
+        first = add_user(session, username="first.rep", display_name="First Rep")
+        team = team_by_key(session, "east_key_accounts")
+        assert admin is not None and team is not None
+        add_membership(session, user=first, team=team, role="account_manager", valid_from=TODAY)
+        resplit_target(session, pack, "revenue_fy2026", reason="First Rep", actor=admin,
+                       today=TODAY)  # fmt: skip
+        session.commit()
+        split = _targets(session, pack)
+        assert split["first.rep"] > 0
+        # later that day another rep joins another team, one with a membership dated back to
+        # the period's start: the split of the day is of the people it was made with
+        other = team_by_key(session, "east_industrial")
+        assert other is not None
+        for username, since in (("same.day", TODAY), ("back.dated", TODAY - timedelta(300))):
+            user = add_user(session, username=username, display_name=username.title())
+            add_membership(session, user=user, team=other, role="account_manager",
+                           valid_from=since)  # fmt: skip
+        session.commit()
+        assert _targets(session, pack) == split  # nobody's target moved, no version made
+        assert len(versions_of(session, pack.id, "revenue_fy2026")) == 1
+        named = {o.node.key for o in outside_split(session, pack, "revenue_fy2026", TODAY)}
+        assert named == {"same.day", "back.dated"}  # said, so an admin can split again
+        resplit_target(session, pack, "revenue_fy2026", reason="two more", actor=admin,
+                       today=TODAY)  # fmt: skip
+        session.commit()
+        after = _targets(session, pack)
+        assert after["same.day"] > 0 and after["back.dated"] > 0
+        assert outside_split(session, pack, "revenue_fy2026", TODAY) == []
+
+
 def test_people_who_joined_after_the_split_are_named_until_it_is_split_again(
     demo: sessionmaker[Session], auth: Any, monkeypatch: Any
 ) -> None:

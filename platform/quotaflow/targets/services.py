@@ -58,8 +58,11 @@ def plan_of(pack: CompiledPack, plan_id: str) -> TargetPlanDef:
         ) from None
 
 
-def org_tree(engine: KpiEngine, levels: Sequence[str], on: date) -> OrgNode:
-    """company -> (regions) -> (teams) -> (reps) as the split levels ask, on a day."""
+def org_tree(
+    engine: KpiEngine, levels: Sequence[str], on: date, only: set[str] | None = None
+) -> OrgNode:
+    """company -> (regions) -> (teams) -> (reps) as the split levels ask, on a day; with
+    `only`, just the parts (team keys, usernames) it names, and what is under them."""
     org = engine.org
     roots = [tid for tid, (_k, _n, parent) in org.teams.items() if parent is None]
     company_name = org.teams[roots[0]][1] if len(roots) == 1 else "Company"
@@ -115,6 +118,14 @@ def org_tree(engine: KpiEngine, levels: Sequence[str], on: date) -> OrgNode:
 
     scope = [root.id, *below(root.id)] if root.id is not None else list(org.teams)
     fill(root, [t for t in scope if t is not None], list(levels))
+    if only is not None:
+
+        def prune(node: OrgNode) -> None:
+            node.children = [c for c in node.children if c.key in only]
+            for child in node.children:
+                prune(child)
+
+        prune(root)
     return root
 
 
@@ -198,6 +209,19 @@ def pinned_split_day(
     return None
 
 
+def resplit_parts(session: Session, pack: CompiledPack, plan_id: str) -> set[str] | None:
+    """The parts (team keys, usernames) of the plan's latest "split again", if it has one.
+    Its split is of those people: someone whose membership is dated on or before its day but
+    was recorded after it (added later the same day, or back-dated) is not in it, as anyone
+    who joins later is not, until the plan is split again."""
+    from quotaflow.targets.adjustments import versions_of
+
+    resplits = [v for v in versions_of(session, pack.id, plan_id) if v.node_key == RESPLIT]
+    if not resplits:
+        return None
+    return {key for key in resplits[-1].after if key != SPLIT_ON}
+
+
 def unit_cents(plan: TargetPlanDef) -> int:
     """The plan's `round_to` in cents (1: to the cent)."""
     return max(1, to_cents(plan.round_to)) if plan.round_to is not None else 1
@@ -239,10 +263,12 @@ def breakdown(
     except PeriodError as exc:
         raise TargetError(f"target plan '{plan.id}': {exc}") from None
     engine = KpiEngine(session, pack, today=today)
+    members = None
     if on is None:
         on = split_day(session, engine, pack, plan_id, period, today)
+        members = resplit_parts(session, pack, plan_id)
     levels = [s.level for s in plan.split]
-    tree = org_tree(engine, levels, on)
+    tree = org_tree(engine, levels, on, members)
     rules = [_rule(engine, plan, i, s, period, s.level) for i, s in enumerate(plan.split)]
     unit = unit_cents(plan)
     ideal = decompose(plan.total, tree, rules, unit)
@@ -284,10 +310,12 @@ def outside_split(
     """Who today's org has that the plan's split lacks, while the plan runs; [] when the plan
     is split on today's org anyway (it follows the org until pinned)."""
     plan = breakdown(session, pack, plan_id, today=today)
-    if not plan.period.start <= today <= plan.period.end or plan.on == today:
-        return []
-    split = {(a.node.kind, a.node.id) for a in plan.tiers[plan.main_tier].walk()}
     engine = KpiEngine(session, pack, today=today)
+    if not plan.period.start <= today <= plan.period.end:
+        return []
+    if pinned_split_day(session, engine, pack, plan_id, plan.period) is None:
+        return []  # the org is still being set up: the split follows it
+    split = {(a.node.kind, a.node.id) for a in plan.tiers[plan.main_tier].walk()}
     tree = org_tree(engine, [s.level for s in plan.plan.split], today)
     out: list[OutsideSplit] = []
 
