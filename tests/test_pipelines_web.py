@@ -117,13 +117,19 @@ def test_rep_moves_a_deal_is_asked_for_the_amount_and_the_manager_approves(
         approval_id = session.scalars(select(Approval.id)).one()
     done = auth.post(
         f"/approvals/{approval_id}",
-        {"decision": "approve", "comment": "fine"},
+        {"decision": "approve", "comment": "ok"},
         follow_redirects=True,
     )
     assert "Approved" in done.get_data(as_text=True)
     assert _record(app, deal).stage == "quotation"
     history = client.get(f"/records/{deal}").get_data(as_text=True)
     assert "<del>Needs confirmed</del> → <ins>Quotation</ins>" in history
+    # the approver's comment reads as said (a two-letter one once showed as "o → k"), and the
+    # decision names the move asked for rather than reading as a move of its own
+    assert re.search(
+        r'data-testid="history-comment"><span class="what">Comment</span>: ok</p>', history
+    )
+    assert "<del>o</del>" not in history and "Move asked for" in history
     card = client.get("/pipelines/b2b").get_data(as_text=True)
     assert "· CN¥80,000</p>" in card  # the card's amount, in whole units
     assert "Nothing is waiting for your approval." in client.get("/approvals").get_data(
