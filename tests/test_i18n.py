@@ -193,6 +193,24 @@ def test_dates_accept_iso_strings_datetimes_and_blanks(app: Flask) -> None:
     assert zh.startswith("2027年3月5日") and ":" in zh
 
 
+def test_moments_are_shown_in_the_companys_time_zone(app: Flask) -> None:
+    from quotaflow import db
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.validate import load_pack
+    from quotaflow.resources import stock_pack_dir
+
+    moment = datetime(2026, 11, 30, 1, 40, tzinfo=UTC)
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(stock_pack_dir()), actor="test")
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        shanghai = render_template_string("{{ d|datetime }}", d=moment)
+    assert shanghai == "Nov 30, 2026, 9:40\u202fAM"  # the stock pack's Asia/Shanghai, not UTC
+    app.config["TIMEZONE"] = "Europe/Berlin"  # QUOTAFLOW_TIMEZONE: the server's setting wins
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        berlin = render_template_string("{{ d|datetime }}", d=moment)
+    assert berlin == "Nov 30, 2026, 2:40\u202fAM"
+
+
 def test_pack_labels_are_escaped(app: Flask) -> None:
     with app.test_request_context("/"):
         out = render_template_string("{{ label(l) }}", l={"en": "<script>x</script>"})

@@ -61,7 +61,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("CURRENCY", "CNY")
     compiled = compile_catalogs(SOURCE_DIR, Path(app.instance_path) / "translations")
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
-    Babel(app, locale_selector=select_locale)
+    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     # Templates call _() dozens of times a page; Flask-Babel finds the catalog again on each
     # call (context, locale, cache key). Find it once per request instead.
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
@@ -124,6 +124,18 @@ def select_locale() -> Locale:
     if chosen in LANGUAGES:
         return _LOCALES[chosen]
     return _LOCALES[request.accept_languages.best_match(list(LANGUAGES)) or "en"]
+
+
+def select_timezone() -> str:
+    """Moments are shown in the company's time zone: QUOTAFLOW_TIMEZONE when it is set, else
+    the installed pack's `timezone` (the first, when there are several), else UTC."""
+    if current_app.config.get("TIMEZONE"):
+        return str(current_app.config["TIMEZONE"])
+    from quotaflow.packs.services import active_packs
+    from quotaflow.web import request_session
+
+    packs = active_packs(request_session())
+    return packs[0].pack.timezone if packs else "UTC"
 
 
 def current_language() -> str:
