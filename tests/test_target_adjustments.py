@@ -5,6 +5,7 @@ page lets a manager move target with their input kept on a mistake."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -243,8 +244,13 @@ def test_the_org_changing_moves_no_target_until_the_plan_is_split_again(
     # the page says which day's team the split is on, and lists the version by name
     auth.login("admin", DEMO_PASSWORD)
     html = auth.client.get("/targets/b2b_manufacturer/revenue_fy2026").get_data(as_text=True)
-    assert "Split on the team as it was on" in html and "split again on the team of" in html
+    assert "Split on the team as it was on" in html
+    assert "split again on the team of Nov 24, 2026" in html  # the day as pages write days
     assert "New Rep:" in html  # by name in the before/after list, not new.rep
+    # the list names only what changed: the parts of East Key Accounts (its five reps and the
+    # newcomer), not the other 20 parts of the split
+    changed = re.findall(r"<summary>(\d+) parts changed</summary>", html)
+    assert changed and int(changed[0]) == 6
     auth.logout()
     auth.login("wang.fang", DEMO_PASSWORD)
     refused = auth.post("/targets/b2b_manufacturer/revenue_fy2026/resplit", {"reason": "x"})
