@@ -651,6 +651,10 @@ def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_ty
         "deal": deals["lead"], "customer": "lead <Co>", "note": "call the buyer",
         "visit_date": "2026-11-02", "kind": "phone",
     }  # fmt: skip
+    # the visit's page links the deal it was made for, with its number
+    shown = auth.client.get(saved.headers["Location"]).get_data(as_text=True)
+    link = f'<a href="/records/{deals["lead"]}">lead &lt;Co&gt;</a> <small class="muted">#{deals["lead"]}</small>'
+    assert link in shown
     # a record not offered fills nothing (and is refused)
     page = auth.post("/forms/acme/visit/new", {**base, "f-deal": str(deals["lost"])}).get_data(
         as_text=True
