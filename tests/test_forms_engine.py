@@ -150,13 +150,3 @@ def test_a_new_visit_starts_on_the_day_given_and_a_deal_with_nothing(pack: Compi
 
     assert starting_values(pack, "visit", date(2026, 3, 2)) == {"visit_date": date(2026, 3, 2)}
     assert starting_values(pack, "deal", date(2026, 3, 2)) == {}
-
-
-def test_the_companys_day_is_the_packs_time_zone_s(pack: CompiledPack) -> None:
-    from datetime import UTC, datetime
-
-    from quotaflow.forms.engine import company_today
-
-    assert pack.pack.timezone == "Asia/Shanghai"  # eight hours ahead of UTC
-    assert company_today(pack, datetime(2026, 3, 1, 15, 59, tzinfo=UTC)) == date(2026, 3, 1)
-    assert company_today(pack, datetime(2026, 3, 1, 16, 0, tzinfo=UTC)) == date(2026, 3, 2)

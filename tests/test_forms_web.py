@@ -638,6 +638,18 @@ def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_ty
         r'<textarea(?=[^>]*hx-swap-oob="true")[^>]*name="f-note"[^>]*>\s*call the buyer</textarea>',
         live,
     )
+    # the page now knows the deal filled them: emptied again with that deal still chosen, the
+    # customer is left empty (the person cleared it); choosing another deal fills again
+    assert re.search(
+        rf'<input type="hidden" id="x-filled-deal" name="x-filled-deal" value="{deals["lead"]}" hx-swap-oob="true">',
+        live,
+    )
+    cleared = auth.post(
+        "/forms/acme/visit/preview",
+        {**base, "f-deal": str(deals["lead"]), "f-customer": "", "x-filled-deal": str(deals["lead"])},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)  # fmt: skip
+    assert 'name="f-customer"' not in cleared
     # what was typed stays: no input comes back for it
     typed = auth.post(
         "/forms/acme/visit/preview", {**base, "f-deal": str(deals["lead"]), "f-customer": "Gree"},
@@ -661,3 +673,10 @@ def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_ty
     )
     assert field_errors(page, "customer") == ["this field is required"]
     assert field_errors(page, "deal") == ["choose one of the options offered"]
+    # a new form marks nothing filled; an edited visit marks its deal (opening it fills nothing)
+    assert 'name="x-filled-deal" value=""' in auth.client.get("/forms/acme/visit/new").get_data(
+        as_text=True
+    )
+    visit_id = stored(app)[-1].id
+    edit = auth.client.get(f"/records/{visit_id}/edit").get_data(as_text=True)
+    assert f'name="x-filled-deal" value="{deals["lead"]}"' in edit

@@ -200,3 +200,31 @@ def test_to_dos_point_at_what_waits(
     assert re.search(
         r'data-kind="stale"><a href="/records/\d+">Follow up: [^<]+ of [^<]+ \(untouched', team_home
     )
+
+
+def test_a_plan_that_cannot_be_split_is_explained_not_a_server_error(
+    app: Any, auth: Any, make_user: Any, tmp_path: Any
+) -> None:
+    from quotaflow import db
+    from quotaflow.packs.install import install_pack
+    from quotaflow.packs.validate import load_pack
+    from tests.packfiles import minimal_files, write_pack
+
+    make_user("admin", is_admin=True, team="company")
+    make_user("li.wei", team="east", role="account_manager")
+    make_user("wang.fang", team="east", role="sales_manager")
+    # a manual amount for a team the org no longer has: only the org can tell, at run time
+    plan = (
+        "kind: target_plan\nid: revenue\nkpi: won_revenue\nperiod: FY2026\ntotal: 1000\n"
+        "split: [{level: team, method: manual, manual: {gone_team: 100}}]\n"
+    )
+    files = minimal_files({"targets/revenue.yaml": plan})
+    with db.transaction(app.extensions["quotaflow.sessions"]) as session:
+        install_pack(session, load_pack(write_pack(tmp_path, files)), actor="test")
+    for username in ("admin", "wang.fang"):
+        auth.login(username)
+        home = auth.client.get("/")
+        assert home.status_code == 200
+        shown = auth.client.get("/targets/acme/revenue", follow_redirects=True)
+        assert shown.status_code == 200 and "gone_team" in shown.get_data(as_text=True)
+        auth.logout()

@@ -205,6 +205,14 @@ def test_moments_are_shown_in_the_companys_time_zone(app: Flask) -> None:
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         shanghai = render_template_string("{{ d|datetime }}", d=moment)
     assert shanghai == "Nov 30, 2026, 9:40\u202fAM"  # the stock pack's Asia/Shanghai, not UTC
+    # a date-time field is a wall-clock time as typed: 09:30 stays 09:30 (not 17:30)
+    from quotaflow.packs.definitions import FieldDef
+    from quotaflow.records.pages import Display
+
+    call_at = FieldDef(id="call_at", type="datetime")
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        typed = Display("CNY", "en")(call_at, "2026-07-01T09:30:00")
+    assert typed == "7/1/26, 9:30\u202fAM"
     app.config["TIMEZONE"] = "Europe/Berlin"  # QUOTAFLOW_TIMEZONE: the server's setting wins
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         berlin = render_template_string("{{ d|datetime }}", d=moment)

@@ -422,6 +422,10 @@ fields:
             "fields/2/default: the default 'many' is refused: enter a number, e.g. 1250.50",
         ),
         (
+            "{id: off, type: percent, max: 0.5, default: 0.6}",
+            "fields/2/default: the default 0.6 is refused: must be at most 50 %",
+        ),
+        (
             "{id: size, type: choice, choices: [s, m], default: xl}",
             "fields/2/default: the default 'xl' is refused: 'xl' is not one of the choices",
         ),
@@ -486,7 +490,27 @@ def test_good_defaults_and_reference_filters_install(tmp_path: Path) -> None:
         "  - {id: size, type: choice, choices: [s, m], default: m}\n"
         "  - {id: due, type: date, default_formula: 'TODAY()'}\n"
         "  - {id: vip, type: bool, default: true}\n"
+        "  - {id: off, type: percent, min: 0.1, default: 0.2}\n"
         "  - {id: other, type: reference, form: deal, where: \"stage != 'lost' and amount > 0\"}"
     )
     pack = load_pack(write_pack(tmp_path, minimal_files({"forms/deal.yaml": FORM_WITH % fields})))
     assert pack.forms["deal"].fields[4].default_formula == "TODAY()"
+    assert pack.forms["deal"].fields[6].default == 0.2  # 20 %: within min 10 %
+
+
+@pytest.mark.parametrize(
+    ("round_to", "expected"),
+    [
+        ("0.001", "round_to: round to a whole number of cents, e.g. 1000 or 0.5"),
+        ("1.0e+30", "round_to: round_to (1E+30) is more than the total to split"),
+    ],
+)
+def test_a_plan_rounding_to_less_than_a_cent_or_more_than_its_total_is_named(
+    tmp_path: Path, round_to: str, expected: str
+) -> None:
+    plan = (
+        "kind: target_plan\nid: revenue\nkpi: won_revenue\nperiod: '2026'\ntotal: 1000000\n"
+        f"round_to: {round_to}\n"
+    )
+    folder = write_pack(tmp_path, minimal_files({"targets/revenue.yaml": plan}))
+    assert expected in only_problem(folder)

@@ -285,11 +285,21 @@ def test_after_a_split_again_someone_added_the_same_day_or_back_dated_moves_noth
             user = add_user(session, username=username, display_name=username.title())
             add_membership(session, user=user, team=other, role="account_manager",
                            valid_from=since)  # fmt: skip
+        # and a rep of the split is put in that team too, dated back
+        li = user_by_username(session, "li.wei")
+        assert li is not None
+        add_membership(session, user=li, team=other, role="account_manager",
+                       valid_from=TODAY - timedelta(300))  # fmt: skip
         session.commit()
         assert _targets(session, pack) == split  # nobody's target moved, no version made
         assert len(versions_of(session, pack.id, "revenue_fy2026")) == 1
-        named = {o.node.key for o in outside_split(session, pack, "revenue_fy2026", TODAY)}
-        assert named == {"same.day", "back.dated"}  # said, so an admin can split again
+        named = {
+            (o.node.key, o.team_name) for o in outside_split(session, pack, "revenue_fy2026", TODAY)
+        }  # said, so an admin can split again
+        assert named == {
+            ("same.day", "East Industrial"), ("back.dated", "East Industrial"),
+            ("li.wei", "East Industrial"),
+        }  # fmt: skip
         resplit_target(session, pack, "revenue_fy2026", reason="two more", actor=admin,
                        today=TODAY)  # fmt: skip
         session.commit()

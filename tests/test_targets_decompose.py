@@ -343,3 +343,41 @@ def test_a_rounded_split_phases_and_tiers_add_up_in_round_figures(
     for node in tier.walk():
         if node.children:
             assert sum(c.amount for c in node.children) == node.amount
+
+
+def test_adjusting_one_team_leaves_the_round_parts_of_another_as_they_were() -> None:
+    from quotaflow.targets.decompose import adjust
+
+    def team(key: str) -> OrgNode:
+        return OrgNode(key, "team", key, children=[OrgNode(f"{key}{i}", "rep", "r") for i in "abc"])
+
+    root = OrgNode("company", "company", "Co", children=[team("t1"), team("t2"), team("t3")])
+    unit = 100_000  # thousands, in cents
+    top = decompose(Decimal("9000000"), root, [LevelRule("equal"), LevelRule("equal")], unit)
+    top = adjust(top, "t1", Decimal("3000000"), unit=unit)
+    top = adjust(top, "t1a", Decimal("1250500"), unit=unit)  # typed amounts are kept as typed
+    t1 = {a.node.key: a.amount for a in top.find("t1").walk()}  # type: ignore[union-attr]
+    top = adjust(top, "t2", Decimal("2500000"), unit=unit)
+    # t1 kept its amount, so nothing under it is rounded again
+    assert {a.node.key: a.amount for a in top.find("t1").walk()} == t1  # type: ignore[union-attr]
+    assert sum(c.amount for c in top.children) == Decimal("9000000")
+
+
+def test_a_region_with_reps_of_its_own_counts_once_as_a_team() -> None:
+    from datetime import date
+
+    from quotaflow.targets.services import TargetBreakdown, allocations_of
+
+    # as org_tree builds it: region West (team id 2) has reps directly, so it is also a team
+    # node of its own at the team level
+    own_team = OrgNode("west", "team", "West", 2, children=[OrgNode("w1", "rep", "W1", 10)])
+    west = OrgNode("west", "region", "West", 2, children=[own_team])
+    east_team = OrgNode("east_a", "team", "East A", 4, children=[OrgNode("e1", "rep", "E1", 11)])
+    east = OrgNode("east", "region", "East", 3, children=[east_team])
+    root = OrgNode("company", "company", "Co", 1, children=[west, east])
+    top = decompose(Decimal("1000"), root, [LevelRule("equal")] * 3)
+    plan = TargetBreakdown(None, parse_period("2026"), date(2026, 1, 1), {"ideal": top}, [])  # type: ignore[arg-type]
+    teams = allocations_of(plan, "team")
+    assert [a.amount for a in teams[2]] == [Decimal("500.00")]  # West, once: not 500 + 500
+    assert [a.amount for a in teams[4]] == [Decimal("500.00")]
+    assert [a.amount for a in teams[1]] == [Decimal("1000.00")]  # the company

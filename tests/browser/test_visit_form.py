@@ -35,6 +35,11 @@ def test_a_visit_starts_today_and_the_deal_chosen_fills_the_customer(
     expect(customer).to_have_value("")
     deal.select_option(str(open_deal))
     expect(customer).to_have_value("Midea Group")  # filled as the form reacts
+    # emptied, with the same deal chosen, it stays empty as the form reacts to other changes
+    customer.fill("")
+    phone.get_by_label("Type").select_option("phone")
+    phone.wait_for_timeout(600)
+    expect(customer).to_have_value("")
     # typed over, then another change of the form: what was typed stays
     customer.fill("Midea HVAC")
     phone.get_by_label("Type").select_option("onsite")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from quotaflow.expressions import ExpressionError
 from quotaflow.forms.values import FieldValueError, Raw, parse_value
@@ -99,13 +98,6 @@ def evaluate_form(
         )
     typed = {k: v for k, v in names.items() if k != "stage"}
     return FormState(typed, visible, required)
-
-
-def company_today(pack: CompiledPack, now: datetime | None = None) -> date:
-    """The day it is (now, or at the aware instant `now`) where the company is, in the pack's
-    time zone, whatever zone the server's clock keeps."""
-    zone = ZoneInfo(pack.pack.timezone)
-    return (now.astimezone(zone) if now is not None else datetime.now(zone)).date()
 
 
 def starting_values(pack: CompiledPack, form_id: str, today: date) -> dict[str, Any]:

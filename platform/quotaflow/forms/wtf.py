@@ -299,22 +299,40 @@ def reference_options(
     ]
 
 
+FILLED_MARK = "x-filled-"  # a hidden input per filling reference: the record that last filled
+
+
+def fill_marks(definition: FormDef, values: Mapping[str, Any]) -> dict[str, str]:
+    """reference field -> the record its fields were last filled from, as a page opens: the
+    one already chosen (an edited record's), so opening it fills nothing."""
+    return {
+        f.id: "" if values.get(f.id) in (None, "") else str(values.get(f.id))
+        for f in definition.fields
+        if f.type == "reference" and f.fill
+    }
+
+
 def filled_from_references(
     session: Session,
     pack: CompiledPack,
     definition: FormDef,
     raw: Mapping[str, Raw],
     options: Mapping[str, Sequence[tuple[str, str]]],
+    done: Mapping[str, str] = {},
 ) -> dict[str, str]:
     """Input text for the blank fields a chosen reference `fill`s, read from the record chosen
     (only one the editor was offered: one they may see). A field with anything typed in it
-    is never filled over."""
+    is never filled over; nor is one the person emptied after the record they still have
+    chosen filled it (`done`: reference field -> the record that last filled, as the page
+    says)."""
     out: dict[str, str] = {}
     for field in definition.fields:
         if field.type != "reference" or not field.fill:
             continue
         chosen = raw.get(field.id)
         if not isinstance(chosen, str) or chosen not in {v for v, _l in options.get(field.id, [])}:
+            continue
+        if done.get(field.id) == chosen:
             continue
         record = session.get(Record, int(chosen))
         referred = pack.forms.get(field.form or "")

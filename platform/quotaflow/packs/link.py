@@ -264,7 +264,7 @@ class Linker:
             if fdef.default is not None:
                 self.problem((*path, "default"), f"a {fdef.type} field has no fixed default")
             return
-        raw = fdef.default if isinstance(fdef.default, list) else _as_input(fdef.default)
+        raw = fdef.default if isinstance(fdef.default, list) else _as_input(fdef, fdef.default)
         try:
             parse_value(fdef, raw)
         except FieldValueError as exc:
@@ -300,7 +300,13 @@ class Linker:
             if not self.expect_ref(where, f"{referred.id} field", source, theirs):
                 continue
             mine, other = own[target], theirs[source]
-            if mine.formula is not None or mine.type in ("computed", "multichoice", "bool"):
+            if mine.formula is not None or mine.type in (
+                "computed",
+                "multichoice",
+                "bool",
+                "user",
+                "reference",
+            ):  # fmt: skip  (whom or what a person may pick depends on the person)
                 self.problem(where, f"'{target}' cannot be filled: only typed-in fields can")
             elif kind.get(mine.type, mine.type) != kind.get(other.type, other.type):
                 self.problem(
@@ -436,7 +442,10 @@ class Linker:
             if share <= 0:
                 self.problem(("tiers", name), "a tier is a positive share of the total, e.g. 0.9")
         if plan.round_to is not None:
-            if plan.round_to != plan.round_to.quantize(Decimal("0.01")):
+            exponent = plan.round_to.as_tuple().exponent
+            if not isinstance(exponent, int) or (
+                exponent < -2 and plan.round_to != plan.round_to.quantize(Decimal("0.01"))
+            ):
                 self.problem(("round_to",), "round to a whole number of cents, e.g. 1000 or 0.5")
             elif plan.round_to > plan.total:
                 self.problem(
@@ -663,8 +672,16 @@ class Linker:
                 self.compile((*path, "formula"), case.formula, names)
 
 
-def _as_input(value: Any) -> str:
-    """A default from a pack file as a person would type it (YAML gives numbers, yes/no)."""
+def _as_input(fdef: FieldDef, value: Any) -> str:
+    """A default from a pack file as a person would type it (YAML gives numbers, yes/no; a
+    percent default is a fraction, as `min` and `max` are: 0.2 is typed as 20)."""
+    from decimal import InvalidOperation
+
+    from quotaflow.forms.values import to_input
+
     if isinstance(value, bool):
         return "yes" if value else ""
-    return str(value)
+    try:
+        return to_input(fdef, value)
+    except (InvalidOperation, ValueError, TypeError):  # not a number: said as such by parsing
+        return str(value)

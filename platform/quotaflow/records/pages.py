@@ -11,9 +11,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_symbol
 from flask import (
@@ -55,6 +56,7 @@ from quotaflow.web.i18n import (
     datetime_filter,
     money_filter,
     number_filter,
+    select_timezone,
 )
 
 # --- the pack, the form, the person ----------------------------------------------------------
@@ -75,7 +77,9 @@ def form_or_404(pack: CompiledPack, form_id: str) -> FormDef:
 
 
 def local_today() -> date:
-    return date.today()
+    """Today where the company is (select_timezone): what TODAY() means in a form's rules,
+    its computed fields and its defaults alike, whatever zone the server's clock keeps."""
+    return datetime.now(ZoneInfo(select_timezone())).date()
 
 
 def may_restore(pack: CompiledPack) -> bool:
@@ -135,8 +139,8 @@ class Display:
             return number_filter(value)
         if kind == "date":
             return date_filter(value)
-        if kind == "datetime":
-            return datetime_filter(value, "short")
+        if kind == "datetime":  # typed as a wall-clock time (naive): shown as typed
+            return datetime_filter(value, "short", rebase=value.tzinfo is not None)
         if kind == "choice":
             return wtf.choice_label(fdef, str(value), self.locale)
         if kind == "multichoice":
@@ -237,6 +241,7 @@ class FormPage:
     key: str | None = None  # what a blank page is kept under (blank_form_page)
     built_inputs: Any = field(default=None, repr=False)  # build_inputs() once it has run
     filled: frozenset[str] = frozenset()  # fields a chosen reference filled in (`fill`)
+    fill_marks: Mapping[str, str] = field(default_factory=dict)  # see wtf.fill_marks
 
     @property
     def inputs(self) -> Any:
@@ -312,12 +317,16 @@ def form_page(
         return wtf.build_form(spec, formdata=formdata, data=data, options=options)
 
     filled: dict[str, str] = {}
+    marks = wtf.fill_marks(form, values or {})
     if formdata is None:
         inputs = build_inputs()
         raw = wtf.raw_input(inputs, form)
     else:  # a post: its inputs are built only if the page is shown again
         inputs, raw = None, wtf.posted_input(form, formdata)
-        filled = wtf.filled_from_references(request_session(), pack, form, raw, options)
+        marks = {k: str(formdata.get(wtf.FILLED_MARK + k, "")) for k in marks}
+        filled = wtf.filled_from_references(request_session(), pack, form, raw, options, marks)
+        marks = {k: str(raw.get(k) or "") if k in _filling(form, filled) else v
+                 for k, v in marks.items()}  # fmt: skip
         if filled:  # as if typed: the inputs, the engine and the save all see them
             formdata = formdata.copy()
             for field_id, text in filled.items():
@@ -332,8 +341,13 @@ def form_page(
     return FormPage(
         pack, version_id, form, build_inputs, state, stage,
         display_for(pack, form, [state.values]), options=options, built_inputs=inputs,
-        filled=frozenset(filled),
+        filled=frozenset(filled), fill_marks=marks,
     )  # fmt: skip
+
+
+def _filling(form: FormDef, filled: Mapping[str, str]) -> set[str]:
+    """The reference fields whose `fill` wrote any of these fields."""
+    return {f.id for f in form.fields if f.fill and any(t in filled for t in f.fill)}
 
 
 # A blank form is the same for everyone who gets the same choices: the page (inputs, what

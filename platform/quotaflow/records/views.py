@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from quotaflow.appended import appended_together
 from quotaflow.audit import record_event
 from quotaflow.forms import wtf
-from quotaflow.forms.engine import company_today, evaluate_form, starting_values
+from quotaflow.forms.engine import evaluate_form, starting_values
 from quotaflow.ids import id_from
 from quotaflow.org.models import Team
 from quotaflow.org.services import team_on
@@ -121,7 +121,7 @@ def new(pack_id: str, form_id: str) -> ResponseReturnValue:
     form = form_or_404(pack, form_id)
     version_id = active_version_id(request_session(), pack_id)
     stage = initial_stage(pack, form_id)
-    starting = starting_values(pack, form.id, company_today(pack))
+    starting = starting_values(pack, form.id, local_today())  # the day TODAY() is in its rules
     page = blank_form_page(pack, version_id, form.id, stage, starting)
     return render_kept(page.key, "records/form.html", page=page, record=None)
 
@@ -301,18 +301,19 @@ def update(record_id: int) -> ResponseReturnValue:
     pack, version_id = opened
     page = form_page(pack, version_id, record.form_id, stage=record.stage,
                      formdata=request.form, stored=record.values)  # fmt: skip
+    session = request_session()
+    held = pending_approval(session, record.id) is not None
     if not page.state.ok:
         return render_template("records/form.html", page=page, record=record,
-                               version_no=expected), 400  # fmt: skip
-    session = request_session()
-    if pending_approval(session, record.id) is not None:
+                               version_no=expected, held=held), 400  # fmt: skip
+    if held:
         # what the approver is deciding on must not change under them (nor a change slip
         # past them meanwhile): the deal waits, its editor's input kept on the page
         return render_template(
             "records/form.html", page=page, record=record, version_no=expected, held=True
         ), 409
-    if expected == record.version_no and (held := _change_needing_approval(pack, record, page)):
-        return held
+    if expected == record.version_no and (asked := _change_needing_approval(pack, record, page)):
+        return asked
     amount, record_date = indexed_columns(page.form, page.state.values)
     try:
         with appended_together(session):  # its history and audit rows

@@ -29,9 +29,11 @@ from quotaflow.targets.models import TargetAdjustment
 from quotaflow.targets.services import (
     RESPLIT,
     SPLIT_ON,
+    SPLIT_PARTS,
     breakdown,
     pinned_split_day,
     plan_of,
+    split_pairs,
     unit_cents,
 )
 
@@ -168,7 +170,11 @@ def resplit_target(
     row = TargetAdjustment(
         pack_id=pack.id, plan_id=plan_id, version_no=_next_version(session, pack.id, plan_id),
         node_key=RESPLIT, amount=after.tiers[tier].amount, reason=reason.strip(),
-        before=before_amounts, after={**after_amounts, SPLIT_ON: day.isoformat()},
+        before=before_amounts,
+        after={
+            **after_amounts, SPLIT_ON: day.isoformat(),
+            SPLIT_PARTS: split_pairs(after.tiers[tier]),
+        },
         changed_by=actor.id,
     )  # fmt: skip
     session.add(row)

@@ -312,6 +312,14 @@ def scale(allocation: Allocation, total: Number, unit: int = 1) -> Allocation:
     return down(allocation, amount)
 
 
+def copied(allocation: Allocation) -> Allocation:
+    """The same tree, node for node (phases too), sharing nothing that is changed later."""
+    out = Allocation(allocation.node, allocation.amount, allocation.method, allocation.manual)
+    out.phases = list(allocation.phases)
+    out.children = [copied(c) for c in allocation.children]
+    return out
+
+
 def tier_totals(total: Number, tiers: Mapping[str, float]) -> dict[str, Decimal]:
     """Tier name -> the total times its share, to the cent (base 0.9, ideal 1.0, stretch 1.2)."""
     return {
@@ -448,7 +456,9 @@ def adjust(
                 new = next(rest)
             else:
                 new = child.amount
-            moved = scale(child, new, unit)
+            # a part whose amount stays is kept as it is: scaling it to the same amount would
+            # round its parts again (with a unit, not the same as before)
+            moved = scale(child, new, unit) if new != child.amount else copied(child)
             moved.manual = child.manual or i == index
             out.children.append(moved)
         return out

@@ -62,7 +62,7 @@ def org_tree(
     engine: KpiEngine, levels: Sequence[str], on: date, only: set[str] | None = None
 ) -> OrgNode:
     """company -> (regions) -> (teams) -> (reps) as the split levels ask, on a day; with
-    `only`, just the parts (team keys, usernames) it names, and what is under them."""
+    `only`, just the places it names (see resplit_parts), and what is under them."""
     org = engine.org
     roots = [tid for tid, (_k, _n, parent) in org.teams.items() if parent is None]
     company_name = org.teams[roots[0]][1] if len(roots) == 1 else "Company"
@@ -121,7 +121,9 @@ def org_tree(
     if only is not None:
 
         def prune(node: OrgNode) -> None:
-            node.children = [c for c in node.children if c.key in only]
+            node.children = [
+                c for c in node.children if f"{node.key}/{c.key}" in only or f"*/{c.key}" in only
+            ]
             for child in node.children:
                 prune(child)
 
@@ -171,6 +173,7 @@ def _rule(
 
 RESPLIT = ""  # the node_key of a version that splits the plan again on the org of its day
 SPLIT_ON = "@on"  # where such a version keeps that day (in `after`)
+SPLIT_PARTS = "@parts"  # and its parts, as "parent key/part key" (a rep in two teams: twice)
 
 
 def split_day(
@@ -209,17 +212,27 @@ def pinned_split_day(
     return None
 
 
+def split_pairs(root: Allocation) -> list[str]:
+    """Every place of a split below its top, as "parent key/part key"."""
+    return sorted(f"{a.node.key}/{c.node.key}" for a in root.walk() for c in a.children)
+
+
 def resplit_parts(session: Session, pack: CompiledPack, plan_id: str) -> set[str] | None:
-    """The parts (team keys, usernames) of the plan's latest "split again", if it has one.
-    Its split is of those people: someone whose membership is dated on or before its day but
-    was recorded after it (added later the same day, or back-dated) is not in it, as anyone
-    who joins later is not, until the plan is split again."""
+    """The places ("parent key/part key") of the plan's latest "split again", if it has one.
+    Its split is of those people where they were: someone whose membership is dated on or
+    before its day but was recorded after it (added later the same day, or back-dated; or a
+    rep of the split put in a second team so) is not in it there, as anyone who joins later
+    is not, until the plan is split again. (A version saved before places were kept names its
+    parts by key only: "*/key".)"""
     from quotaflow.targets.adjustments import versions_of
 
     resplits = [v for v in versions_of(session, pack.id, plan_id) if v.node_key == RESPLIT]
     if not resplits:
         return None
-    return {key for key in resplits[-1].after if key != SPLIT_ON}
+    after = resplits[-1].after
+    if SPLIT_PARTS in after:
+        return set(after[SPLIT_PARTS])
+    return {f"*/{key}" for key in after if not key.startswith("@")}
 
 
 def unit_cents(plan: TargetPlanDef) -> int:
@@ -315,12 +328,12 @@ def outside_split(
         return []
     if pinned_split_day(session, engine, pack, plan_id, plan.period) is None:
         return []  # the org is still being set up: the split follows it
-    split = {(a.node.kind, a.node.id) for a in plan.tiers[plan.main_tier].walk()}
+    split = set(split_pairs(plan.tiers[plan.main_tier]))
     tree = org_tree(engine, [s.level for s in plan.plan.split], today)
     out: list[OutsideSplit] = []
 
     def visit(node: OrgNode, parent: OrgNode | None) -> None:
-        if node.kind != "company" and (node.kind, node.id) not in split:
+        if parent is not None and f"{parent.key}/{node.key}" not in split:
             where = node if node.kind != "rep" or parent is None else parent
             out.append(OutsideSplit(node, where.id, where.name))
             return  # a new team's reps are new with it
@@ -342,14 +355,20 @@ def allocations_of(
     opens a region to see its pace), and so is the company at the top when the org has one
     top team: its head reads the plan's total against that team's figures."""
     found: dict[int, list[Allocation]] = {}
+    regions: dict[int, list[Allocation]] = {}
     company: Allocation | None = None
     for allocation in plan.tiers[tier or plan.main_tier].walk():
         if allocation.node.id is None:
             continue
-        if allocation.node.kind == kind or (kind == "team" and allocation.node.kind == "region"):
+        if allocation.node.kind == kind:
             found.setdefault(allocation.node.id, []).append(allocation)
+        elif kind == "team" and allocation.node.kind == "region":
+            regions.setdefault(allocation.node.id, []).append(allocation)
         elif kind == "team" and allocation.node.kind == "company":
             company = allocation
+    # a region whose own reps sit in it directly is also a team node of that share: the region
+    # (the whole of it) stands for it, never both added up
+    found.update(regions)
     if company is not None and company.node.id not in found:  # not twice when it is a team too
         found[company.node.id] = [company]  # type: ignore[index]
     return found

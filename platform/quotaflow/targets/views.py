@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from quotaflow.errors import QuotaflowError
+from quotaflow.messages import said_in
 from quotaflow.org.models import User
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.services import PackNotInstalled, active_pack
@@ -131,3 +132,11 @@ def adjust(pack_id: str, plan_id: str) -> ResponseReturnValue:
     session.commit()
     flash(_("Saved as version %(n)s of the split.", n=row.version_no), "success")
     return redirect(url_for("targets.plan_page", pack_id=pack_id, plan_id=plan_id))
+
+
+@bp.errorhandler(QuotaflowError)
+def _plan_error(exc: QuotaflowError) -> ResponseReturnValue:
+    """A plan that cannot be split as the pack says (a manual amount for a team gone, a
+    negative weight): the reason on the home page, not a server error."""
+    flash(said_in(current_language(), exc), "error")
+    return redirect(url_for("core.home"))

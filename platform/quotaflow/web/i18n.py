@@ -128,7 +128,15 @@ def select_locale() -> Locale:
 
 def select_timezone() -> str:
     """Moments are shown in the company's time zone: QUOTAFLOW_TIMEZONE when it is set, else
-    the installed pack's `timezone` (the first, when there are several), else UTC."""
+    the installed pack's `timezone` (the first, when there are several), else UTC. Found once
+    a request."""
+    found = g.get("qf_zone")
+    if found is None:
+        found = g.qf_zone = _company_zone()
+    return str(found)
+
+
+def _company_zone() -> str:
     if current_app.config.get("TIMEZONE"):
         return str(current_app.config["TIMEZONE"])
     from quotaflow.packs.services import active_packs
@@ -203,16 +211,20 @@ def date_filter(value: date | datetime | str | None, format: str = "medium") -> 
     return babel_date(value, format)
 
 
-def datetime_filter(value: datetime | None, format: str = "moment") -> str:
+def datetime_filter(value: datetime | None, format: str = "moment", rebase: bool = True) -> str:
     """A moment in the configured time zone and the current locale; blank as —. "moment" (the
     default): the date as every page writes it, then the time to the minute ('Mar 5, 2027,
-    9:30 AM' / '2027年3月5日 09:30'); else a Babel format ("short", "medium", a pattern)."""
+    9:30 AM' / '2027年3月5日 09:30'); else a Babel format ("short", "medium", a pattern).
+    `rebase=False` shows a wall-clock time as it is (a date-time field typed at 09:30 is 09:30
+    wherever the company is), instead of taking it for UTC and converting it."""
     if value is None:
         return BLANK
     if format != "moment":
-        return babel_datetime(value, format)
+        return babel_datetime(value, format, rebase=rebase)
     pattern = get_datetime_format("medium", locale=get_locale())
-    return str(pattern).format(babel_time(value, "short"), babel_date(value, "medium"))
+    return str(pattern).format(
+        babel_time(value, "short", rebase=rebase), babel_date(value, "medium", rebase=rebase)
+    )
 
 
 def money_filter(

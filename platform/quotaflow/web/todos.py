@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from quotaflow.errors import QuotaflowError
 from quotaflow.forms.wtf import record_title
 from quotaflow.org.models import User
 from quotaflow.packs.services import active_packs
@@ -124,11 +125,11 @@ def target_todos(session: Session, person: Any, today: date) -> list[Todo]:
         if allowed is not None and not allowed:
             continue
         for plan_id, plan in pack.target_plans.items():
-            missing = [
-                o.node.name
-                for o in outside_split(session, pack, plan_id, today)
-                if allowed is None or o.team_id in allowed
-            ]
+            try:
+                outside = outside_split(session, pack, plan_id, today)
+            except QuotaflowError:  # a plan that cannot be split says so on its own page
+                continue
+            missing = [o.node.name for o in outside if allowed is None or o.team_id in allowed]
             if missing:
                 out.append(
                     Todo(

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import select, text
 
+from quotaflow.errors import QuotaflowError
 from quotaflow.forms.wtf import record_title
 from quotaflow.ids import id_from
 from quotaflow.org.models import User
@@ -86,7 +87,10 @@ def _progress(session: Any, role: str, focus: int | None) -> tuple[list[Any], An
             if scope.focus is not None:
                 opened = session.get(Team, scope.focus)
         for plan_id in pack.target_plans:
-            bars = progress(session, pack, plan_id, reps=reps, teams=teams, today=today)
+            try:
+                bars = progress(session, pack, plan_id, reps=reps, teams=teams, today=today)
+            except QuotaflowError:  # a plan that cannot be split says why on its own page
+                continue
             if bars:
                 out.append((pack, pack.target_plans[plan_id], bars))
     return out, opened, below
