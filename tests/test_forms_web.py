@@ -569,21 +569,33 @@ def test_a_new_form_starts_with_its_defaults_today_being_the_companys(
     }  # fmt: skip
 
 
+def _rep_deals(
+    app: Flask, rep_id: int, stages: tuple[str, ...], customer: str, **values: str
+) -> dict[str, int]:
+    """A deal of the rep's in each stage (customer named from its stage); stage -> id."""
+    from quotaflow.records.services import create_record
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        deals = {
+            stage: create_record(
+                session, pack_id="acme", pack_version_id=1, form_id="deal", owner_id=rep_id,
+                team_id=None, values={"customer": customer.format(stage=stage), **values},
+                actor_id=rep_id, stage=stage,
+            ).id
+            for stage in stages
+        }  # fmt: skip
+        session.commit()
+    return deals
+
+
 def test_a_reference_offers_only_the_records_its_filter_admits_but_keeps_a_chosen_one(
     app: Flask, auth: AuthActions, installer, people
 ) -> None:  # type: ignore[no-untyped-def]
     from quotaflow.records.services import create_record
 
     installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    deals = _rep_deals(app, people["rep"], ("lead", "won", "lost"), "{stage} Co")
     with app.extensions["quotaflow.sessions"]() as session:
-        deals = {
-            stage: create_record(
-                session, pack_id="acme", pack_version_id=1, form_id="deal",
-                owner_id=people["rep"], team_id=None, values={"customer": f"{stage} Co"},
-                actor_id=people["rep"], stage=stage,
-            ).id
-            for stage in ("lead", "won", "lost")
-        }  # fmt: skip
         visit = create_record(
             session, pack_id="acme", pack_version_id=1, form_id="visit",
             owner_id=people["rep"], team_id=None,
@@ -608,20 +620,9 @@ def test_a_reference_offers_only_the_records_its_filter_admits_but_keeps_a_chose
 def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_typed(
     app: Flask, auth: AuthActions, installer, people
 ) -> None:  # type: ignore[no-untyped-def]
-    from quotaflow.records.services import create_record
 
     installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
-    with app.extensions["quotaflow.sessions"]() as session:
-        deals = {
-            stage: create_record(
-                session, pack_id="acme", pack_version_id=1, form_id="deal",
-                owner_id=people["rep"], team_id=None,
-                values={"customer": f"{stage} <Co>", "notes": "call the buyer"},
-                actor_id=people["rep"], stage=stage,
-            ).id
-            for stage in ("lead", "lost")
-        }  # fmt: skip
-        session.commit()
+    deals = _rep_deals(app, people["rep"], ("lead", "lost"), "{stage} <Co>", notes="call the buyer")
     auth.login("li.wei")
     page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
     base = {"pack_version_id": version_id(page), "f-visit_date": "2026-11-02", "f-kind": "phone"}
