@@ -298,7 +298,7 @@ BAD = {
     "customer": ("bad!chars", "not in the expected format"),
     "qty": ("500", "must be at most 100"),
     "amount": ("1.234", "money has at most 2 decimals"),
-    "discount": ("abc", "enter a number, e.g. 1250.50"),
+    "discount": ("abc", "enter a percentage, e.g. 15"),
     "close_on": ("31/12/2025", "enter a date as YYYY-MM-DD"),
     "call_at": ("soon", "enter a date and time as YYYY-MM-DD HH:MM"),
     "industry": ("steel", "'steel' is not one of the choices"),

@@ -85,12 +85,12 @@ def _parse_text(field: FieldDef, text: str) -> str:
     return text
 
 
-def _decimal(text: str) -> Decimal:
+def _decimal(text: str, example: str = N_("enter a number, e.g. 1250.50")) -> Decimal:
     cleaned = text.replace(",", "").replace(" ", "").replace("\u00a0", "")
     try:
         value = Decimal(cleaned)
     except InvalidOperation:
-        raise FieldValueError(N_("enter a number, e.g. 1250.50")) from None
+        raise FieldValueError(example) from None
     if not value.is_finite() or abs(value) >= Decimal("1e15"):
         raise FieldValueError(N_("enter a number below a million billion"))
     return value
@@ -109,7 +109,7 @@ def _parse_money(_field: FieldDef, text: str) -> Decimal:
 
 
 def _parse_percent(_field: FieldDef, text: str) -> Decimal:
-    return _decimal(text.rstrip("%").strip()) / 100
+    return _decimal(text.rstrip("%").strip(), N_("enter a percentage, e.g. 15")) / 100
 
 
 def _parse_rating(field: FieldDef, text: str) -> int:
@@ -216,4 +216,6 @@ def to_input(field: FieldDef, value: Any) -> str:
         return text.rstrip("0").rstrip(".") if "." in text else text  # 0 stays "0", not ""
     if isinstance(value, date | datetime):
         return value.isoformat()
+    if field.type == "money":  # grouped as people read amounts ("3,000,000.00"); read back
+        return f"{Decimal(str(value)):,f}"  # the same, separators skipped
     return str(value)
