@@ -681,3 +681,19 @@ def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_ty
     visit_id = stored(app)[-1].id
     edit = auth.client.get(f"/records/{visit_id}/edit").get_data(as_text=True)
     assert f'name="x-filled-deal" value="{deals["lead"]}"' in edit
+
+
+def test_a_record_list_cut_at_its_length_says_so(
+    app: Flask, auth: AuthActions, installer, people, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from quotaflow.forms import wtf
+
+    installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    _rep_deals(app, people["rep"], ("lead", "won"), "{stage} Co")
+    auth.login("li.wei")
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    assert "most recently changed" not in page  # two deals, all of them listed
+    monkeypatch.setattr(wtf, "MAX_REFERENCE_CHOICES", 1)
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    assert len(re.findall(r'<option value="\d+">', page)) == 1
+    assert '<p class="help" id="h-deal">Only the 1 most recently changed are listed.</p>' in page

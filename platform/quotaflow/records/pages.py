@@ -264,7 +264,13 @@ class FormPage:
         return label_text(fdef.label, current_language(), fdef.id.replace("_", " ").capitalize())
 
     def help(self, fdef: FieldDef) -> str:
-        return label_text(fdef.help, current_language())
+        """The field's help text; for a list of records cut at its length, that it is."""
+        text = label_text(fdef.help, current_language())
+        limit = wtf.MAX_REFERENCE_CHOICES
+        if fdef.type == "reference" and len(self.options.get(fdef.id, ())) >= limit:
+            cut = _("Only the %(n)s most recently changed are listed.", n=number_filter(limit))
+            return f"{text} {cut}".strip()
+        return text
 
 
 def field_options(
