@@ -318,11 +318,17 @@ class OutsideSplit:
 
 
 def outside_split(
-    session: Session, pack: CompiledPack, plan_id: str, today: date
+    session: Session,
+    pack: CompiledPack,
+    plan_id: str,
+    today: date,
+    plan: TargetBreakdown | None = None,
 ) -> list[OutsideSplit]:
     """Who today's org has that the plan's split lacks, while the plan runs; [] when the plan
-    is split on today's org anyway (it follows the org until pinned)."""
-    plan = breakdown(session, pack, plan_id, today=today)
+    is split on today's org anyway (it follows the org until pinned). `plan`: its breakdown
+    for `today`, when the caller has it already (the plan page)."""
+    if plan is None:
+        plan = breakdown(session, pack, plan_id, today=today)
     engine = KpiEngine(session, pack, today=today)
     if not plan.period.start <= today <= plan.period.end:
         return []

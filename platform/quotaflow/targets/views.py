@@ -77,7 +77,7 @@ def _page(pack_id: str, plan_id: str, status: int = 200, **form: Any) -> Respons
     # versions name the parts as the table does (a key stays for a part no longer there)
     names = {a.node.key: a.node.name for a in plan.tiers[tier].walk()}
     outside = [
-        o for o in outside_split(session, pack, plan_id, date.today())
+        o for o in outside_split(session, pack, plan_id, date.today(), plan)
         if allowed is None or o.team_id in allowed
     ]  # fmt: skip
     return render_template(
