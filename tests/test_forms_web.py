@@ -696,4 +696,92 @@ def test_a_record_list_cut_at_its_length_says_so(
     monkeypatch.setattr(wtf, "MAX_REFERENCE_CHOICES", 1)
     page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
     assert len(re.findall(r'<option value="\d+">', page)) == 1
-    assert '<p class="help" id="h-deal">Only the 1 most recently changed are listed.</p>' in page
+    assert (
+        '<p class="help" id="h-deal">Only the 1 most recently changed are listed: search to find'
+        " the others.</p>" in page
+    )
+
+
+def _deals_named(app: Flask, owner: int, names: dict[str, str]) -> dict[str, int]:
+    """A deal of `owner` per customer name (name -> stage), oldest first; name -> id."""
+    from quotaflow.records.services import create_record
+
+    with app.extensions["quotaflow.sessions"]() as session:
+        ids = {
+            name: create_record(
+                session, pack_id="acme", pack_version_id=1, form_id="deal", owner_id=owner,
+                team_id=None, values={"customer": name}, actor_id=owner, stage=stage,
+            ).id
+            for name, stage in names.items()
+        }  # fmt: skip
+        session.commit()
+    return ids
+
+
+def test_a_long_record_list_is_searched_by_name_or_number_among_what_one_may_choose(
+    app: Flask, auth: AuthActions, installer, people, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from quotaflow.forms import wtf
+
+    installer(acme_files(forms__visit_yaml=VISIT_WITH_DEFAULTS))
+    few = _deals_named(app, people["rep"], {"Gree Electric": "lead", "Midea": "lead"})
+    auth.login("li.wei")
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    assert 'data-testid="find-deal"' not in page  # two deals: the list is short enough
+    mine = _deals_named(
+        app, people["rep"],
+        {"GREE Wuhan": "lead", "Gree Lost": "lost", **{f"Customer {i:02}": "lead" for i in range(10)}},
+    )  # fmt: skip
+    theirs = _deals_named(app, people["other"], {"Gree West": "lead"})  # another team's
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    assert 'data-testid="find-deal"' in page
+    base = {"pack_version_id": version_id(page)}
+
+    def search(text: str, **form: str) -> tuple[dict[str, str], str, str]:
+        answer = auth.post(
+            "/forms/acme/visit/choices/deal", {**base, **form, "x-find": text},
+            headers={"HX-Request": "true"},
+        ).get_data(as_text=True)  # fmt: skip
+        options = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', answer))
+        status = re.search(r'<span id="n-deal"[^>]*>([^<]*)</span>', answer)
+        chosen = re.findall(r'<option value="(\d+)" selected>', answer)
+        return options, status.group(1) if status else "", chosen[0] if chosen else ""
+
+    # any case; never a lost deal (the field's `where`) nor another team's deal
+    options, status, _chosen = search("gree")
+    assert options == {
+        str(few["Gree Electric"]): "Gree Electric",
+        str(mine["GREE Wuhan"]): "GREE Wuhan",
+    }
+    assert status == "2 records match."
+    assert str(theirs["Gree West"]) not in options and str(mine["Gree Lost"]) not in options
+    # by number, with or without '#'
+    assert search(f"#{few['Midea']}")[0] == {str(few["Midea"]): "Midea"}
+    assert str(few["Midea"]) in search(str(few["Midea"]))[0]  # (and titles holding the digits)
+    # the deal already chosen stays listed and chosen whatever is searched
+    options, status, chosen = search("Customer 0", **{"f-deal": str(few["Midea"])})
+    assert chosen == str(few["Midea"]) and str(few["Midea"]) in options
+    assert len(options) == 11 and status == "10 records match."
+    options, status, chosen = search("nobody", **{"f-deal": str(few["Midea"])})
+    assert options == {str(few["Midea"]): "Midea"} and chosen == str(few["Midea"])
+    assert status == "No record matches “nobody”."
+    # what was typed reads back as text
+    assert search("<b>zz")[1] == "No record matches “&lt;b&gt;zz”."
+    # a deal older than the list holds is found, chosen and saved
+    monkeypatch.setattr(wtf, "MAX_REFERENCE_CHOICES", 3)
+    page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
+    assert f'<option value="{few["Gree Electric"]}">' not in page
+    assert search("electric")[0] == {str(few["Gree Electric"]): "Gree Electric"}
+    form = {**base, "f-customer": "Gree", "f-visit_date": "2026-11-02",
+            "f-deal": str(few["Gree Electric"])}  # fmt: skip
+    assert auth.post("/forms/acme/visit/new", form).status_code == 302
+    assert stored(app)[-1].values["deal"] == few["Gree Electric"]
+    # searching from the page of a record one may not open is refused like opening it
+    refused = auth.post(
+        "/forms/acme/visit/choices/deal", {**base, "x-find": "g", "record_id": str(theirs["Gree West"])}
+    )  # fmt: skip
+    assert refused.status_code in (403, 404) and "Gree West" not in refused.get_data(as_text=True)
+    # a form field that is no reference has no search
+    assert (
+        auth.post("/forms/acme/visit/choices/customer", {**base, "x-find": "g"}).status_code == 404
+    )

@@ -249,6 +249,13 @@ ROUTES: dict[tuple[str, str], tuple[Call, dict[str, str]]] = {
         ),
         SIGNED_IN,
     ),
+    ("records.reference_search", "POST"): (
+        lambda ids: (
+            "/forms/b2b_manufacturer/visit/choices/deal",
+            {"pack_version_id": str(ids["version"]), "x-find": "a"},
+        ),
+        SIGNED_IN,
+    ),
     ("records.view", "GET"): (lambda ids: (f"/records/{ids['theirs']}", {}), MANAGERS),
     ("records.edit", "GET"): (lambda ids: (f"/records/{ids['theirs']}/edit", {}), MANAGERS),
     ("records.update", "POST"): (

@@ -55,3 +55,36 @@ def test_a_visit_starts_today_and_the_deal_chosen_fills_the_customer(
         assert visit.values["customer"] == "Midea HVAC" and visit.values["deal"] == open_deal
         assert visit.values["visit_date"] == today
     assert pages.console_errors == []
+
+
+def test_a_long_deal_list_is_searched_and_the_deal_found_is_chosen(
+    pages: BrowserPage, live_server: LiveServer
+) -> None:
+    for n in range(12):
+        add_deal(live_server, "lead", {"customer": f"Customer {n:02}"})
+    wanted = add_deal(live_server, "quotation", {"customer": "Gree Electric"})
+    page = pages.new(viewport={"width": 1280, "height": 900})
+    sign_in(page, "li.wei")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/forms/b2b_manufacturer/visit/new")
+    deal = page.get_by_label("Deal", exact=True)
+    assert deal.locator("option").count() >= 14  # the blank one, twelve customers, Gree
+    find = page.get_by_role("searchbox", name="Search: Deal")
+    find.fill("gree")
+    expect(page.get_by_text("1 record matches.")).to_be_visible()
+    expect(deal.locator("option")).to_have_count(2)
+    find.press("Enter")  # the search box is no part of the form: Enter saves nothing
+    page.wait_for_timeout(300)
+    assert page.url.endswith("/visit/new")
+    deal.select_option(str(wanted))
+    expect(page.get_by_label("Customer")).to_have_value("Gree Electric")
+    find.fill("nobody like this")
+    expect(page.get_by_text("No record matches “nobody like this”.")).to_be_visible()
+    expect(deal).to_have_value(str(wanted))  # the deal chosen stays chosen
+    page.get_by_label("Type").select_option("onsite")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(re.compile(r"/records/\d+$"))
+    with live_server.app.extensions["quotaflow.sessions"]() as session:
+        visit = session.get(Record, int(page.url.rsplit("/", 1)[1]))
+        assert visit is not None and visit.values["deal"] == wanted
+    assert pages.console_errors == []

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -47,6 +47,7 @@ from quotaflow.packs.definitions import ChoiceDef, FieldDef, FormDef, label_text
 from quotaflow.packs.models import PackVersion
 from quotaflow.packs.services import PackNotInstalled, active_pack, active_version_id
 from quotaflow.records.access import managed_teams, visible_records
+from quotaflow.records.listing import title_matches
 from quotaflow.records.models import Record
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,14 @@ def _team_mates(session: Session, user_id: int, today: date) -> Any:
     )
 
 
+class Offered(NamedTuple):
+    """A reference field's options (value, label), and how many of the first were found by
+    the query and search (the rest are the records kept on offer)."""
+
+    options: list[tuple[str, str]]
+    matched: int
+
+
 def reference_options(
     session: Session,
     person: Person,
@@ -263,14 +272,17 @@ def reference_options(
     role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
     today: date | None = None,
     date_text: Callable[[date], str] = date.isoformat,
-) -> list[tuple[str, str]]:
+    search: str = "",
+) -> Offered:
     """Records of the referred form the editor can see and the field's `where` admits, newest
-    first, by title. The records in `keep` (chosen on the page) are offered too when the
-    newest are more than a list holds; those in `stored` (the saved record's) whatever `where`
-    says now: a visit keeps the deal it was made for after that deal is lost."""
+    first, by title; with `search`, only those whose title holds it (or whose number it is).
+    The records in `keep` (chosen on the page) are offered too when the newest are more than
+    a list holds or the search leaves them out; those in `stored` (the saved record's)
+    whatever `where` says now: a visit keeps the deal it was made for after that deal is
+    lost."""
     target = pack.forms.get(field.form or "")
     if target is None:
-        return []
+        return Offered([], 0)
     base = visible_records(session, person, role_capabilities=role_capabilities).where(
         Record.pack_id == pack.id, Record.form_id == target.id
     )
@@ -280,9 +292,11 @@ def reference_options(
         where = pack.expression("form", owner.id, "fields", index, "where")
         resolve = record_column_resolver(pack.field_types(target.id))
         offered = base.where(where.to_sql(resolve, today=today))
+    searched = offered.where(title_matches(target, search)) if search.strip() else offered
     found = list(
-        session.scalars(offered.order_by(Record.updated_at.desc()).limit(MAX_REFERENCE_CHOICES))
+        session.scalars(searched.order_by(Record.updated_at.desc()).limit(MAX_REFERENCE_CHOICES))
     )
+    matched = len(found)
     for wanted, query in ((keep, offered), (stored, base)):
         missing = set(wanted) - {r.id for r in found}
         if missing:
@@ -291,12 +305,13 @@ def reference_options(
     repeated = {t for t in titles if titles.count(t) > 1}
     # the same customer's deals would read alike in the list: their date and number tell
     # them apart
-    return [
+    options = [
         (str(r.id), f"{t} · {date_text(r.record_date) if r.record_date else ''} · #{r.id}")
         if t in repeated
         else (str(r.id), t)
         for r, t in zip(found, titles, strict=True)
     ]
+    return Offered(options, matched)
 
 
 FILLED_MARK = "x-filled-"  # a hidden input per filling reference: the record that last filled

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, select
+from sqlalchemy import ColumnElement, Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from quotaflow.ids import id_from
@@ -106,12 +106,20 @@ def title_column(form: FormDef) -> Any:
     return Record.values[form.title_field].as_string()
 
 
+def title_matches(form: FormDef, text: str) -> ColumnElement[bool]:
+    """Records whose title holds `text` in any case, or whose number it is ("42" or "#42"):
+    what the list's search box and a reference field's search find."""
+    holds = title_column(form).icontains(text, autoescape=True)
+    number = id_from(text.strip().removeprefix("#"))
+    return or_(holds, Record.id == number) if number is not None else holds
+
+
 def filtered(base: Select[Any], form: FormDef, query: ListQuery) -> Select[Any]:
     """The visible records narrowed by the filters."""
     if query.deleted:
         base = base.where(Record.deleted_at.is_not(None))
     if query.q:
-        base = base.where(title_column(form).icontains(query.q, autoescape=True))
+        base = base.where(title_matches(form, query.q))
     if query.owner:
         base = base.where(Record.owner_id == query.owner)
     if query.team:

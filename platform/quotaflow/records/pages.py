@@ -59,6 +59,8 @@ from quotaflow.web.i18n import (
     select_timezone,
 )
 
+SEARCH_FROM = 12  # a reference list this long gets a search box: past a screenful to scroll
+
 # --- the pack, the form, the person ----------------------------------------------------------
 
 
@@ -268,9 +270,16 @@ class FormPage:
         text = label_text(fdef.help, current_language())
         limit = wtf.MAX_REFERENCE_CHOICES
         if fdef.type == "reference" and len(self.options.get(fdef.id, ())) >= limit:
-            cut = _("Only the %(n)s most recently changed are listed.", n=number_filter(limit))
+            cut = _(
+                "Only the %(n)s most recently changed are listed: search to find the others.",
+                n=number_filter(limit),
+            )
             return f"{text} {cut}".strip()
         return text
+
+    def searchable(self, fdef: FieldDef) -> bool:
+        """A reference field whose list is long enough to want a search box beside it."""
+        return fdef.type == "reference" and len(self.options.get(fdef.id, ())) >= SEARCH_FROM
 
 
 def field_options(
@@ -290,14 +299,24 @@ def field_options(
             )
             options[fdef.id] = users
         elif fdef.type == "reference":
-            kept = [found] if (found := id_from(keep.get(fdef.id))) else []
-            saved = [found] if (found := id_from(stored.get(fdef.id))) else []
-            options[fdef.id] = wtf.reference_options(
-                session, current_user, pack, form, fdef, keep=kept, stored=saved,
-                role_capabilities=pack.role_capabilities, today=local_today(),
-                date_text=date_filter,
-            )  # fmt: skip
+            options[fdef.id] = reference_choices(
+                pack, form, fdef, keep.get(fdef.id), stored.get(fdef.id)
+            ).options
     return options
+
+
+def reference_choices(
+    pack: CompiledPack, form: FormDef, fdef: FieldDef, on_page: Any, saved: Any, search: str = ""
+) -> wtf.Offered:
+    """The records a reference field offers the signed-in person (see wtf.reference_options):
+    the one chosen on the page and the saved one stay offered whatever `search` finds."""
+    return wtf.reference_options(
+        request_session(), current_user, pack, form, fdef,
+        keep=[found] if (found := id_from(on_page)) is not None else [],
+        stored=[found] if (found := id_from(saved)) is not None else [],
+        role_capabilities=pack.role_capabilities, today=local_today(), date_text=date_filter,
+        search=search,
+    )  # fmt: skip
 
 
 def form_page(

@@ -65,6 +65,7 @@ from quotaflow.records.pages import (
     people_names,
     quiet_blank_errors,
     record_or_404,
+    reference_choices,
     stage_label,
     typed_values,
     version_gone,
@@ -195,6 +196,29 @@ def preview(pack_id: str, form_id: str) -> ResponseReturnValue:
     page.preview = True
     template = "forms/_preview.html" if request.htmx else "records/form.html"  # type: ignore[attr-defined]
     return render_template(template, page=page, record=None)
+
+
+@bp.post("/forms/<pack_id>/<form_id>/choices/<field_id>")
+def reference_search(pack_id: str, form_id: str, field_id: str) -> ResponseReturnValue:
+    """The options of a reference field whose titles hold what is typed in its search box
+    (htmx: they replace the list's options); the record chosen stays offered."""
+    form_or_404(pack_or_404(pack_id), form_id)
+    opened = opened_version(pack_id, form_id)
+    if opened is None:
+        return "", 204  # the submit will explain
+    pack, _version_id = opened
+    form = pack.forms[form_id]
+    fdef = next((f for f in form.fields if f.id == field_id and f.type == "reference"), None)
+    if fdef is None:
+        abort(404)
+    record_id = id_from(request.form.get("record_id"))
+    saved = record_or_404(record_id, pack).values.get(field_id) if record_id is not None else None
+    chosen = request.form.get(wtf.PREFIX + field_id, "")
+    search = request.form.get("x-find", "").strip()[:200]
+    offered = reference_choices(pack, form, fdef, chosen, saved, search)
+    return render_template(
+        "forms/_choices.html", offered=offered, chosen=chosen, search=search, field_id=field_id
+    )
 
 
 # --- view ------------------------------------------------------------------------------------
