@@ -615,6 +615,17 @@ def test_a_reference_offers_only_the_records_its_filter_admits_but_keeps_a_chose
             "f-deal": str(deals["lost"])}  # fmt: skip
     page = auth.post("/forms/acme/visit/new", form).get_data(as_text=True)
     assert field_errors(page, "deal") == ["choose one of the options offered"]
+    # an edit saved from a version gone meanwhile comes back on the new form, the lost deal
+    # it holds still listed and chosen, not refused
+    gone = auth.post(
+        f"/records/{visit.id}/edit",
+        {"pack_version_id": "999", "version_no": "1", "f-customer": "lost Co",
+         "f-visit_date": "2026-11-02", "f-deal": str(deals["lost"])},
+    )  # fmt: skip
+    assert gone.status_code == 409
+    page = gone.get_data(as_text=True)
+    assert re.search(rf'<option selected value="{deals["lost"]}">lost Co</option>', page)
+    assert field_errors(page, "deal") == []
 
 
 def test_choosing_a_record_fills_the_blank_fields_it_names_and_never_what_was_typed(

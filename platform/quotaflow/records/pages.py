@@ -426,15 +426,21 @@ def opened_version(pack_id: str, form_id: str) -> tuple[CompiledPack, int] | Non
     return (pack, version_id) if form_id in pack.forms else None
 
 
-def version_gone(pack_id: str, form_id: str, stage: str | None, template: str, **ctx: Any) -> Any:
-    """The opened version can no longer be used: the current form, the input kept, a message."""
+def version_gone(
+    pack_id: str, form_id: str, stage: str | None, template: str,
+    stored: Mapping[str, Any] | None = None, **ctx: Any,
+) -> Any:  # fmt: skip
+    """The opened version can no longer be used: the current form, the input kept, a message.
+    `stored`: the edited record's values (a reference it holds stays offered)."""
     pack = pack_or_404(pack_id)
     if form_id not in pack.forms:
         flash(_("This form was removed while you had it open; your input could not be saved."),
               "error")  # fmt: skip
         return redirect(url_for("core.home"))
     version_id = active_version_id(request_session(), pack_id)
-    page = form_page(pack, version_id, form_id, stage=stage, formdata=request.form)
+    page = form_page(
+        pack, version_id, form_id, stage=stage, formdata=request.form, stored=stored or {}
+    )
     message = _(
         "This form was changed by an administrator while you had it open. Your input is kept "
         "below on the new form: check it and save again."

@@ -321,7 +321,7 @@ def update(record_id: int) -> ResponseReturnValue:
     opened = opened_version(record.pack_id, record.form_id)
     if opened is None:
         return version_gone(record.pack_id, record.form_id, record.stage, "records/form.html",
-                             record=record, version_no=expected)  # fmt: skip
+                            record.values, record=record, version_no=expected)  # fmt: skip
     pack, version_id = opened
     page = form_page(pack, version_id, record.form_id, stage=record.stage,
                      formdata=request.form, stored=record.values)  # fmt: skip
