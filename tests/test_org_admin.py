@@ -272,3 +272,24 @@ def test_admin_records_that_someone_left_and_their_past_stays(
     again = auth.post(url, {"left_on": "2026-08-01"})
     assert again.status_code == 400
     assert "They are in no team on that day." in again.get_data(as_text=True)
+
+
+def test_deactivating_someone_still_in_a_team_says_so_until_the_day_they_left_is_set(
+    app: Flask, auth: AuthActions, org
+) -> None:  # type: ignore[no-untyped-def]
+    auth.login("boss")
+    assert "is deactivated but still in" not in auth.client.get("/").get_data(as_text=True)
+    done = auth.post(f"/admin/users/{org['li']}/deactivate", {})
+    assert done.headers["Location"] == f"/admin/users/{org['li']}"  # where the day is set
+    page = auth.client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "li.wei is still in East and counts in its targets" in page
+    todo = f'<a href="/admin/users/{org["li"]}">Li.Wei is deactivated but still in East: set the day they left</a>'
+    assert todo in auth.client.get("/").get_data(as_text=True)
+    # someone in no team is simply deactivated
+    nobody = auth.post(f"/admin/users/{org['li']}/leave", {"left_on": date.today().isoformat()})
+    assert nobody.status_code == 302
+    assert "is deactivated but still in" not in auth.client.get("/").get_data(as_text=True)
+    auth.post(f"/admin/users/{org['li']}/activate", {})
+    assert (
+        auth.post(f"/admin/users/{org['li']}/deactivate", {}).headers["Location"] == "/admin/users"
+    )

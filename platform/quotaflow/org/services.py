@@ -287,6 +287,30 @@ def set_active(user: User, active: bool) -> None:
     user.is_active = active
 
 
+def inactive_in_teams(
+    session: Session, on: date, user_id: int | None = None
+) -> list[tuple[User, list[str]]]:
+    """Deactivated people still in a team on a day (all, or the one `user_id`), with the
+    names of their teams: deactivating stops the sign-in, not the membership, which may be a
+    pause (a forgotten password, a leave) as well as a leaving."""
+    query = (
+        select(User, Team.name)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Team, Team.id == Membership.team_id)
+        .where(
+            User.is_active.is_(False), Membership.valid_from <= on,
+            Membership.valid_to.is_(None) | (Membership.valid_to > on),
+        )
+        .order_by(User.display_name, User.id, Team.name)
+    )  # fmt: skip
+    if user_id is not None:
+        query = query.where(User.id == user_id)
+    found: dict[int, tuple[User, list[str]]] = {}
+    for user, team in session.execute(query):
+        found.setdefault(user.id, (user, []))[1].append(team)
+    return list(found.values())
+
+
 def team_by_key(session: Session, key: str) -> Team | None:
     """The team with this key."""
     return session.scalar(select(Team).where(Team.key == key))

@@ -38,6 +38,7 @@ from quotaflow.org.services import (
     change_team,
     current_memberships,
     end_memberships,
+    inactive_in_teams,
     memberships_of,
     move_user,
     set_active,
@@ -343,9 +344,17 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
     db.commit()
     if active:
         flash(_("%(name)s can sign in again.", name=user.username), "success")
-    else:
-        flash(_("%(name)s is deactivated.", name=user.username), "success")
-    return redirect(url_for("admin.users"))
+        return redirect(url_for("admin.users"))
+    flash(_("%(name)s is deactivated.", name=user.username), "success")
+    still = inactive_in_teams(db, utcnow().date(), user.id)
+    if not still:
+        return redirect(url_for("admin.users"))
+    flash(
+        _("%(name)s is still in %(teams)s and counts in its targets: if they left, set the day "
+          "below.", name=user.username, teams=", ".join(still[0][1])),
+        "warning",
+    )  # fmt: skip
+    return redirect(url_for("admin.user_page", user_id=user.id))
 
 
 def _add_form() -> AddUserForm:

@@ -145,6 +145,25 @@ def target_todos(session: Session, person: Any, today: date) -> list[Todo]:
     return out
 
 
+def org_todos(session: Session, today: date) -> list[Todo]:
+    """An administrator's: people deactivated while still in a team (they keep counting in
+    its targets and pace until the day they left is set on their page), one to-do each."""
+    from quotaflow.org.services import inactive_in_teams
+
+    return [
+        Todo(
+            _(
+                "%(who)s is deactivated but still in %(teams)s: set the day they left",
+                who=user.display_name,
+                teams=", ".join(teams),
+            ),
+            url_for("admin.user_page", user_id=user.id),
+            "org",
+        )
+        for user, teams in inactive_in_teams(session, today)[:LIMIT]
+    ]
+
+
 def _appraisal_todos(session: Session, person: Any, role: str) -> list[Todo]:
     from quotaflow.scorecards import cycle
     from quotaflow.scorecards.models import AppraisalPeriod

@@ -55,9 +55,10 @@ def home():  # type: ignore[no-untyped-def]
 
         context["todos"] = todos(session, current_user, role, date.today())
     else:
-        from quotaflow.web.todos import target_todos
+        from quotaflow.web.todos import org_todos, target_todos
 
-        context["todos"] = target_todos(session, current_user, date.today())
+        today = date.today()
+        context["todos"] = target_todos(session, current_user, today) + org_todos(session, today)
     return render_template("home.html", **context)
 
 
