@@ -85,8 +85,9 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
         assert len(teams) == 1 and len(reps) == 5
         assert sum(amount(r[3]) for r in reps) == amount(teams[0][3])  # parts sum to the whole
         assert sum(amount(r[2]) for r in reps) == amount(teams[0][2])
-        # expected, projected (estimates) and the gap in whole units, to keep the table readable
-        assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (5, 6))
+        # estimates (expected, projected) in whole units, to keep the table readable; actual
+        # and target exact, without '.00' when whole (as here: the plan is in round figures)
+        assert all(re.fullmatch(r"-?CN¥[\d,]+", c[i]) for c in teams + reps for i in (2, 3, 5, 6))
         # the gap: what is left to do, or how far ahead (never a minus sign to decode)
         assert all(re.fullmatch(r"CN¥[\d,]+( ahead)?", c[7]) for c in teams + reps)
     # a bar's colour says what the row's mark says: behind the pace expected by today or not

@@ -149,16 +149,17 @@ def test_label_picks_the_language_with_fallback() -> None:
     ("language", "expected"),
     [
         ("en", ["Deal", "Mar 5, 2027", "CN¥1,234.50", "1,234,567.891", "16%", "—", "$5.00",
-                "CN¥1,235", "-$3,028,250", "—"]),
+                "CN¥1,235", "-$3,028,250", "—", "$5", "CN¥1,234.50"]),
         ("zh", ["商机", "2027年3月5日", "¥1,234.50", "1,234,567.891", "16%", "—", "US$5.00",
-                "¥1,235", "-US$3,028,250", "—"]),
+                "¥1,235", "-US$3,028,250", "—", "US$5", "¥1,234.50"]),
     ],
 )  # fmt: skip
 def test_filters_format_for_the_locale(app: Flask, language: str, expected: list[str]) -> None:
     template = (
         "{{ label(l) }}|{{ d|date }}|{{ m|money }}|{{ n|number }}|{{ p|percent }}|"
         "{{ none|money }}|{{ 5|money('USD') }}|{{ m|money(whole=True) }}|"
-        "{{ gap|money('USD', whole=True) }}|{{ none|money(whole=True) }}"
+        "{{ gap|money('USD', whole=True) }}|{{ none|money(whole=True) }}|"
+        "{{ 5|money('USD', trim=True) }}|{{ m|money(trim=True) }}"
     )
     values = {
         "l": {"en": "Deal", "zh": "商机"},

@@ -228,14 +228,19 @@ def datetime_filter(value: datetime | None, format: str = "moment", rebase: bool
 
 
 def money_filter(
-    value: Decimal | int | float | None, currency: str | None = None, whole: bool = False
+    value: Decimal | int | float | None,
+    currency: str | None = None,
+    whole: bool = False,
+    trim: bool = False,
 ) -> str:
     """An amount with its currency symbol for the locale ('CN¥1,234.50' / '¥1,234.50');
-    `whole` rounds to whole units ('CN¥3,028,250'), for tables of large figures."""
+    `whole` rounds to whole units ('CN¥3,028,250'), for tables of large figures; `trim`
+    shows a whole amount without its '.00' and any other exactly."""
     if value is None or value == "":
         return BLANK
     amount, code = Decimal(str(value)), currency or current_app.config["CURRENCY"]
-    if whole:  # half up, as people round money (Babel alone rounds half to even)
+    if whole or (trim and amount == amount.to_integral_value()):
+        # half up, as people round money (Babel alone rounds half to even)
         amount = amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
         return format_currency(amount, code, format="¤#,##0", currency_digits=False)
     return format_currency(amount, code)
