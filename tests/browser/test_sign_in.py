@@ -46,6 +46,11 @@ def test_phone_screen_shows_usable_nav(pages: BrowserPage, live_server: LiveServ
     sign_in(phone, "admin")
     phone.wait_for_url(f"{live_server.url}/")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scroll
+    # the administration links wait behind one entry: the top bar stays a few rows high
+    header = phone.locator("header.topbar").bounding_box()
+    assert header is not None and header["height"] <= 200
+    assert not phone.get_by_role("link", name="Users").is_visible()
+    phone.get_by_test_id("admin-menu").locator("summary").tap()
     for control in [
         phone.get_by_test_id("sign-out"),
         phone.get_by_role("link", name="Users"),
@@ -71,9 +76,15 @@ def test_language_switch_and_admin_only_pages(pages: BrowserPage, live_server: L
     assert rep.get_by_test_id("sign-out").inner_text() == "退出登录"
     rep.goto("/admin/users")
     assert rep.get_by_role("heading", name="无权访问").is_visible()
-    admin = pages.new()
+    admin = pages.new(viewport={"width": 1280, "height": 800})
     sign_in(admin, "admin")
-    admin.goto("/admin/teams")
+    admin.wait_for_url(f"{live_server.url}/")
+    # a desktop's top bar is one row; the administration entry opens onto its pages
+    header = admin.locator("header.topbar").bounding_box()
+    assert header is not None and header["height"] <= 80
+    admin.get_by_text("Administration").click()
+    admin.get_by_role("link", name="Teams").click()
+    admin.wait_for_url(re.compile(r"/admin/teams$"))
     tree = admin.get_by_test_id("team-tree").inner_text()
     assert "East A" in tree and "Wang Fang" in tree and "Zhang Min" in tree
     assert [e for e in pages.console_errors if "403 (FORBIDDEN)" not in e] == []
