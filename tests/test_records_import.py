@@ -197,9 +197,9 @@ def test_xlsx_imports_like_csv_with_a_value_mapping(
     [
         ("empty.csv", b"", "row 1 should name the columns; the file is empty"),
         (
-            "latin1.csv",
-            "opportunity_id\nCaf\xe9\n".encode("latin-1"),
-            "is not UTF-8 or GBK text; save the sheet as 'CSV UTF-8'",
+            "unknown.csv",
+            b"opportunity_id\nCaf\x81\n",
+            "is not UTF-8, GBK or Windows-1252 text; save the sheet as 'CSV UTF-8'",
         ),
         ("broken.xlsx", b"PK\x03\x04 not really a workbook", "not a readable Excel workbook"),
         ("deals.txt", b"a,b\n1,2\n", "expected a .csv or .xlsx file"),

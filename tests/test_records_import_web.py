@@ -142,9 +142,16 @@ def test_a_chinese_excel_csv_is_read_and_its_owner_and_stage_columns_found(
     assert 'data-testid="read-as-gbk"' in html  # and said, in case the file was not Chinese
     guessed = mapping(html)
     assert guessed["1"] == "_owner" and guessed["4"] == "_stage"
-    latin = upload(auth, "opportunity_id,account\nA1,Caf\xe9 \xff\n".encode("latin-1"))
-    assert auth.client.get(latin).status_code == 302  # neither UTF-8 nor GBK: said, not guessed
-    assert "is not UTF-8 or GBK text" in auth.client.get("/admin/import").get_data(as_text=True)
+    # a Western Excel's CSV: read as Windows-1252, and said
+    western = "opportunity_id,负责人,product,account\nA2,Ann Lee,GTX Pro,Café Müller\n"
+    html = auth.client.get(upload(auth, western.replace("负责人", "owner").encode("cp1252")))
+    html_text = html.get_data(as_text=True)
+    assert "Café Müller" in html_text and 'data-testid="read-as-western"' in html_text
+    unknown = upload(auth, b"opportunity_id,account\nA1,Caf\x81\n")
+    assert auth.client.get(unknown).status_code == 302  # none of the three: said, not guessed
+    assert "is not UTF-8, GBK or Windows-1252 text" in auth.client.get("/admin/import").get_data(
+        as_text=True
+    )
 
 
 def test_bad_files_and_strangers_are_turned_away(app: Any, make_user: Any, auth: Any) -> None:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
@@ -87,12 +87,63 @@ def test_control_characters_pasted_into_text_do_not_break_a_workbook() -> None:
         ("客户,金额\n".encode(), "客户,金额\n"),
         ("客户,金额\n".encode("gbk"), "客户,金额\n"),  # Excel/WPS "CSV" on a Chinese Windows
         ("顧客,€\n".encode("gb18030"), "顧客,€\n"),
+        # Excel's "CSV" on a Western Windows; valid GB18030 too ("M黮ler"), read as meant
+        ("Müller GmbH,Café Ærø,€ 5\n".encode("cp1252"), "Müller GmbH,Café Ærø,€ 5\n"),
+        ("Caf\xe9\n".encode("cp1252"), "Café\n"),
+        ("客户,Müller,金额\n".encode("gbk"), None),  # Chinese with a Western name: no mix-up
+        ("客户,紷,金额,上海机电\n".encode("gbk"), None),  # a rare character (a lone byte > 127)
     ],
 )
-def test_an_uploaded_csv_is_read_in_the_encodings_spreadsheets_save(data: bytes, text: str) -> None:
+def test_an_uploaded_csv_is_read_in_the_encodings_spreadsheets_save(
+    data: bytes, text: str | None
+) -> None:
+    assert uploaded_csv_text(data) == (text or data.decode("gbk"))
+
+
+@settings(max_examples=300)
+@given(
+    chinese=st.lists(
+        st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1),
+        min_size=1, max_size=6,
+    ),
+    western=st.lists(st.sampled_from(["Müller", "café", "Señor", "Zoë", "€5", "ÆØÅ", "naïve"]),
+                     min_size=1, max_size=6),
+    plain=st.text(alphabet="abcXYZ 0123,.;-", max_size=8),
+    gap=st.text(alphabet=" ,;", min_size=1, max_size=2),
+)  # fmt: skip
+def test_chinese_and_western_spreadsheet_text_are_each_read_as_written(
+    chinese: list[str], western: list[str], plain: str, gap: str
+) -> None:
+    """Any GBK Chinese (cells of the common simplified characters, GB2312's, as business text
+    is written; plain ASCII between) reads back as written, and so does Windows-1252 text of Western words (a space or a comma between, as
+    words and cells have): neither is taken for the other."""
+    text = plain.join(c for c in chinese if _gb2312(c)) or "客"
+    data = text.encode("gbk")
+    if _is_utf8(data):  # a few GBK characters make valid UTF-8 too ("一" is "һ"): UTF-8 comes
+        return  # first, as Excel's "CSV UTF-8" must; a whole sheet of them never does
     assert uploaded_csv_text(data) == text
+    words = gap.join(western) + "\n"
+    assert uploaded_csv_text(words.encode("cp1252")) == words
+
+
+def _gb2312(text: str) -> bool:
+    try:
+        text.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_an_uploaded_csv_in_another_encoding_is_refused_with_what_to_do() -> None:
-    with pytest.raises(UnreadableText, match=r"byte 4 is not UTF-8 or GBK text; save the sheet"):
-        uploaded_csv_text("Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(
+        UnreadableText, match=r"byte 4 is not UTF-8, GBK or Windows-1252 text; save"
+    ):
+        uploaded_csv_text(b"abc\x81\n")  # undefined in Windows-1252, cut short in GB18030

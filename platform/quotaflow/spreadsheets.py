@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,20 +29,44 @@ class UnreadableText(ValueError):
 
 
 def uploaded_csv_text(data: bytes) -> str:
-    """The text of an uploaded CSV file: UTF-8 (with or without Excel's byte-order mark), else
-    GB18030, which holds GBK: what Excel and WPS save as "CSV" on a Chinese Windows. Anything
-    else is refused rather than guessed at; the preview shows the text before it is used."""
+    """The text of an uploaded CSV file, in the encoding `csv_encoding` finds."""
+    return data.decode(csv_encoding(data))
+
+
+def csv_encoding(data: bytes) -> str:
+    """How an uploaded CSV file is read: UTF-8 (with or without Excel's byte-order mark),
+    else GB18030, which holds GBK: what Excel and WPS save as "CSV" on a Chinese Windows;
+    else Windows-1252, what they save on a Western one ("Müller", "café"). Anything else is
+    refused rather than guessed at; the preview shows the text before it is used.
+
+    GB18030 reads almost any bytes, Western ones too, as Chinese: "Müller" in Windows-1252 is
+    valid GB18030 ("M黮ler"). What tells them apart is how the bytes above 127 come: a Chinese
+    character is two of them, so Chinese text has runs of even length; a Western accented
+    letter is one, between plain letters."""
     try:
-        return data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
+        return "utf-8-sig"
     except UnicodeDecodeError as exc:
         first_bad = exc.start
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise UnreadableText(
-            f"byte {first_bad + 1} is not UTF-8 or GBK text; save the sheet as 'CSV UTF-8' or "
-            "as .xlsx"
-        ) from None
+    for encoding in ("cp1252", "gb18030") if _looks_western(data) else ("gb18030",):
+        try:
+            data.decode(encoding)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    raise UnreadableText(
+        f"byte {first_bad + 1} is not UTF-8, GBK or Windows-1252 text; save the sheet as "
+        "'CSV UTF-8' or as .xlsx"
+    ) from None
+
+
+def _looks_western(data: bytes) -> bool:
+    """Most runs of bytes above 127 are one byte long (accented letters among plain ones)."""
+    runs = [len(run) for run in _HIGH_RUNS.findall(data)]
+    return bool(runs) and sum(1 for n in runs if n % 2) * 2 > len(runs)
+
+
+_HIGH_RUNS = re.compile(rb"[\x80-\xff]+")
 
 
 class Verbatim(str):

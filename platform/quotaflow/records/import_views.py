@@ -34,7 +34,7 @@ from quotaflow.records.importing import (
     import_records,
     read_table,
 )
-from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, xlsx_bytes
+from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, UnreadableText, csv_encoding, xlsx_bytes
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 from quotaflow.web.uploads import (
@@ -103,16 +103,17 @@ def _context(
     }  # fmt: skip
 
 
-def _read_as_gbk(path: Path) -> bool:
-    """Whether the upload was read as GBK (not UTF-8): the page says so, as a file in another
-    encoding (a Western Excel's) may read as GBK too, into wrong characters."""
+def _read_as(path: Path) -> str:
+    """How the upload was read when not as UTF-8 ("gb18030", "cp1252"; else ""): the page
+    says so, as a file in yet another encoding may read as one of them, into wrong
+    characters."""
     if path.suffix.lower() != ".csv":
-        return False
+        return ""
     try:
-        path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return True
-    return False
+        encoding = csv_encoding(path.read_bytes())
+    except UnreadableText:
+        return ""
+    return "" if encoding == "utf-8-sig" else encoding
 
 
 def _type(form: Any, field_id: str) -> str:
@@ -148,7 +149,7 @@ def mapping(token: str) -> ResponseReturnValue:
     pack, form_id = _pack_form()
     path, header, rows = _read(token)
     return render_template(
-        "records/import_map.html", token=token, chosen={}, read_as_gbk=_read_as_gbk(path),
+        "records/import_map.html", token=token, chosen={}, read_as=_read_as(path),
         **_context(pack, form_id, header, rows),
     )  # fmt: skip
 
@@ -172,7 +173,7 @@ def run(token: str) -> ResponseReturnValue:
     check_only = f.get("action") != "import"
     partial = bool(f.get("partial"))
     session = request_session()
-    context = {**_context(pack, form_id, header, rows), "read_as_gbk": _read_as_gbk(path)}
+    context = {**_context(pack, form_id, header, rows), "read_as": _read_as(path)}
     chosen = {
         **columns,
         "date_field": f.get("date_field", ""),
