@@ -331,3 +331,49 @@ def test_choices_are_read_by_their_labels_and_problems_said_in_the_readers_langu
             for r in session.scalars(select(Record))
         }
     assert stored == {"美的": ("onsite", "positive"), "Haier": ("video", "neutral")}
+
+
+LABELS = (
+    st.text(alphabet="ab ,;、|", min_size=1, max_size=8)
+    .map(str.strip)
+    .filter(lambda t: t and t[0] not in ",;、|" and t[-1] not in ",;、|")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.lists(LABELS, min_size=1, max_size=5, unique_by=str.lower),
+    picks=st.lists(st.integers(0, 4), max_size=5),
+    joiner=st.sampled_from([", ", ",", "; ", "、", " | "]),
+)
+def test_multichoice_cells_split_into_the_labels_they_were_written_from(
+    labels: list[str], picks: list[int], joiner: str
+) -> None:
+    """A cell written as the download writes it (labels joined by ", ") or as people type
+    them (any separator) reads back as those labels, a label holding a separator included,
+    as long as no label is the start of a longer one followed by a separator."""
+    from quotaflow.records.importing import MULTI_SEPARATORS, multichoice_items
+
+    known = {label.lower(): f"v{i}" for i, label in enumerate(labels)}
+    chosen = [labels[i] for i in picks if i < len(labels)]
+    # a label and a longer one it starts, cut at a separator ("a" and "a, b"), can't be told
+    # apart from "a" and "b" by anyone reading the cell: not what this property is about
+    lows = [label.lower() for label in labels]
+    clash = any(
+        b != a and b.startswith(a) and MULTI_SEPARATORS.match(b[len(a) :].lstrip())
+        for a in lows
+        for b in lows
+    )
+    if not clash:
+        assert multichoice_items(joiner.join(chosen), known) == chosen
+
+
+def test_a_multichoice_label_holding_a_comma_is_one_item() -> None:
+    from quotaflow.records.importing import multichoice_items
+
+    known = {"motors, drives": "motors", "pumps": "pumps", "valves；fittings": "valves"}
+    assert multichoice_items("Motors, drives, Pumps", known) == ["Motors, drives", "Pumps"]
+    assert multichoice_items("pumps;motors, drives", known) == ["pumps", "motors, drives"]
+    assert multichoice_items("Valves；Fittings、pumps", known) == ["Valves；Fittings", "pumps"]
+    # anything else splits at every separator, as before
+    assert multichoice_items("motors; drives ,, x", known) == ["motors", "drives", "x"]

@@ -331,7 +331,7 @@ def _checked_rows(
                 # a choice by its label in any language, any case, as people type it
                 raw[field_id] = choices[field_id].get(text.strip().lower(), text)
             elif field_type == "multichoice" and field_id in choices:
-                items = [t.strip() for t in MULTI_SEPARATORS.split(text) if t.strip()]
+                items = multichoice_items(text, choices[field_id])
                 raw[field_id] = [choices[field_id].get(t.lower(), t) for t in items]
             else:
                 raw[field_id] = text
@@ -378,6 +378,32 @@ def _checked_rows(
 
 
 MULTI_SEPARATORS = re.compile(r"[;,，；、|]")
+
+
+def multichoice_items(text: str, known: Mapping[str, str]) -> list[str]:
+    """The items of a multichoice cell, split at ; , ， ； 、 | — but a known label holding
+    one of them ("Motors, drives") is one item, as the records' own download writes it."""
+    whole = sorted((k for k in known if MULTI_SEPARATORS.search(k)), key=len, reverse=True)
+    items: list[str] = []
+    rest = text
+    while rest.strip():
+        rest = rest.lstrip()
+        low = rest.lower()
+        label = next((k for k in whole if low.startswith(k) and _item_ends(rest, len(k))), None)
+        if label is not None:
+            item, rest = rest[: len(label)], rest[len(label) :].lstrip()[1:]  # and its separator
+        else:
+            found = MULTI_SEPARATORS.search(rest)
+            item, rest = (rest[: found.start()], rest[found.end() :]) if found else (rest, "")
+        if item.strip():
+            items.append(item.strip())
+    return items
+
+
+def _item_ends(text: str, at: int) -> bool:
+    """The text ends at `at`, or a separator follows (spaces aside)."""
+    after = text[at:].lstrip()
+    return not after or MULTI_SEPARATORS.match(after) is not None
 
 
 def row_text(value: Raw) -> str:
