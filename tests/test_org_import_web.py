@@ -22,9 +22,9 @@ SHEET = (
 )
 
 
-def upload(auth: AuthActions, text: str, name: str = "org.csv") -> str:
+def upload(auth: AuthActions, text: str, name: str = "org.csv", encoding: str = "utf-8") -> str:
     sent = auth.post(
-        "/admin/org-import", {"file": (io.BytesIO(text.encode()), name)},
+        "/admin/org-import", {"file": (io.BytesIO(text.encode(encoding)), name)},
         content_type="multipart/form-data",
     )  # fmt: skip
     assert sent.status_code == 302, sent.get_data(as_text=True)[:300]
@@ -80,3 +80,26 @@ def test_a_bad_sheet_lists_its_problems_by_row_and_changes_nothing(
     assert re.search(r"row 5: ", text) and "chief" in text
     assert "ann.lee" not in names(app)
     assert auth.client.get("/admin/org-import/" + "a" * 32 + ".csv").status_code == 404
+
+
+def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(
+    app: Flask, auth: AuthActions, make_user
+) -> None:  # type: ignore[no-untyped-def]
+    make_user("boss", is_admin=True)
+    make_user("rep", team="east", role="rep")
+    auth.login("boss")
+    assert 'data-testid="read-as' not in auth.client.get(upload(auth, SHEET)).get_data(as_text=True)
+    western = SHEET.replace("Ann Lee", "Jörg Müller").replace("Bo Chen", "João Conceição")
+    page = auth.client.get(upload(auth, western, encoding="cp1252")).get_data(as_text=True)
+    assert 'data-testid="read-as-western"' in page and 'data-testid="org-report"' in page
+    chinese = SHEET.replace("Ann Lee", "李珺").replace("Bo Chen", "陈昇")
+    page_url = upload(auth, chinese, encoding="gbk")
+    assert 'data-testid="read-as-gbk"' in auth.client.get(page_url).get_data(as_text=True)
+    assert auth.post(page_url.split("?")[0], {}).status_code == 302
+    with app.extensions["quotaflow.sessions"]() as session:
+        shown = set(
+            session.scalars(
+                select(User.display_name).where(User.username.in_(["ann.lee", "bo.chen"]))
+            )
+        )
+    assert shown == {"李珺", "陈昇"}  # names with rarer characters, read as written

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
@@ -92,6 +92,8 @@ def test_control_characters_pasted_into_text_do_not_break_a_workbook() -> None:
         ("Caf\xe9\n".encode("cp1252"), "Café\n"),
         ("客户,Müller,金额\n".encode("gbk"), None),  # Chinese with a Western name: no mix-up
         ("客户,紷,金额,上海机电\n".encode("gbk"), None),  # a rare character (a lone byte > 127)
+        ("姓名\n李珺\n陈昇\n".encode("gbk"), None),  # names ending in one
+        ("Café,Negociação,Cotação\n".encode("cp1252"), "Café,Negociação,Cotação\n"),
     ],
 )
 def test_an_uploaded_csv_is_read_in_the_encodings_spreadsheets_save(
@@ -100,30 +102,51 @@ def test_an_uploaded_csv_is_read_in_the_encodings_spreadsheets_save(
     assert uploaded_csv_text(data) == (text or data.decode("gbk"))
 
 
+# the first level of GB2312 (the 3,755 commonest characters), and rarer ones of people's
+# names whose second GBK byte is a plain letter (珺 is AC 42: "B")
+COMMON = "".join(
+    ch
+    for hi in range(0xB0, 0xD8)
+    for lo in range(0xA1, 0xFF)
+    if (ch := bytes([hi, lo]).decode("gb2312", "ignore"))
+)
+RARE = "珺昇玥镕鍾滙豐"
+WESTERN = ["Müller", "café", "Señor", "Zoë", "€ 5", "ÆØÅ", "naïve", "Negociação", "Größe",
+           "São Paulo", "Conceição", "Straße", "Ærø", "°C", "déjà vu"]  # fmt: skip
+
+
 @settings(max_examples=300)
 @given(
-    chinese=st.lists(
-        st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1),
-        min_size=1, max_size=6,
+    cells=st.lists(
+        st.tuples(st.text(alphabet=COMMON, min_size=2, max_size=4), st.sampled_from(["", *RARE])),
+        min_size=1, max_size=8,
     ),
-    western=st.lists(st.sampled_from(["Müller", "café", "Señor", "Zoë", "€5", "ÆØÅ", "naïve"]),
-                     min_size=1, max_size=6),
-    plain=st.text(alphabet="abcXYZ 0123,.;-", max_size=8),
-    gap=st.text(alphabet=" ,;", min_size=1, max_size=2),
+    gaps=st.lists(st.sampled_from([",", "\n", ",12,", ";", " ", ",2026-11-30,"]), min_size=8,
+                  max_size=8),
 )  # fmt: skip
-def test_chinese_and_western_spreadsheet_text_are_each_read_as_written(
-    chinese: list[str], western: list[str], plain: str, gap: str
+def test_chinese_spreadsheet_text_is_read_as_written(
+    cells: list[tuple[str, str]], gaps: list[str]
 ) -> None:
-    """Any GBK Chinese (cells of the common simplified characters, GB2312's, as business text
-    is written; plain ASCII between) reads back as written, and so does Windows-1252 text of Western words (a space or a comma between, as
-    words and cells have): neither is taken for the other."""
-    text = plain.join(c for c in chinese if _gb2312(c)) or "客"
+    """GBK Chinese as sheets hold it (cells of common characters, some names ending in a rarer
+    one; commas, digits and line ends between) reads back as written, never as Western."""
+    text = "".join(common + rare + gap for (common, rare), gap in zip(cells, gaps, strict=False))
     data = text.encode("gbk")
-    if _is_utf8(data):  # a few GBK characters make valid UTF-8 too ("一" is "һ"): UTF-8 comes
-        return  # first, as Excel's "CSV UTF-8" must; a whole sheet of them never does
+    # a few GBK characters make valid UTF-8 too ("一" is "һ"): UTF-8 comes first, as Excel's
+    # "CSV UTF-8" must; a whole sheet of them never does
+    assume(not _is_utf8(data))
     assert uploaded_csv_text(data) == text
-    words = gap.join(western) + "\n"
-    assert uploaded_csv_text(words.encode("cp1252")) == words
+
+
+@settings(max_examples=300)
+@given(
+    words=st.lists(st.sampled_from(WESTERN), min_size=1, max_size=8),
+    gap=st.sampled_from([" ", ",", ", ", ";", "\n", ",12,"]),
+)
+def test_western_spreadsheet_text_is_read_as_written(words: list[str], gap: str) -> None:
+    """Windows-1252 text of Western words (accented letters alone or side by side; a space,
+    comma or line end between) reads back as written, never as Chinese."""
+    text = gap.join(words) + "\n"
+    assert uploaded_csv_text(text.encode("cp1252")) == text
 
 
 def _gb2312(text: str) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,19 +35,21 @@ def uploaded_csv_text(data: bytes) -> str:
 def csv_encoding(data: bytes) -> str:
     """How an uploaded CSV file is read: UTF-8 (with or without Excel's byte-order mark),
     else GB18030, which holds GBK: what Excel and WPS save as "CSV" on a Chinese Windows;
-    else Windows-1252, what they save on a Western one ("Müller", "café"). Anything else is
-    refused rather than guessed at; the preview shows the text before it is used.
+    else Windows-1252, what they save on a Western one ("Müller", "São Paulo"). Anything
+    else is refused rather than guessed at; the preview shows the text before it is used.
 
     GB18030 reads almost any bytes, Western ones too, as Chinese: "Müller" in Windows-1252 is
-    valid GB18030 ("M黮ler"). What tells them apart is how the bytes above 127 come: a Chinese
-    character is two of them, so Chinese text has runs of even length; a Western accented
-    letter is one, between plain letters."""
+    valid GB18030 ("M黮ler"). What tells them apart is what the bytes above 127 stand next
+    to: a Western accented letter sits inside a word, beside plain letters; a Chinese
+    character is two such bytes, beside other characters, digits or punctuation (its second
+    byte is itself a letter for a few rarer characters, as in 珺 or 昇: one of its two)."""
     try:
         data.decode("utf-8-sig")
         return "utf-8-sig"
     except UnicodeDecodeError as exc:
         first_bad = exc.start
-    for encoding in ("cp1252", "gb18030") if _looks_western(data) else ("gb18030",):
+    order = ("cp1252", "gb18030") if _looks_western(data) else ("gb18030", "cp1252")
+    for encoding in order:
         try:
             data.decode(encoding)
             return encoding
@@ -61,12 +62,20 @@ def csv_encoding(data: bytes) -> str:
 
 
 def _looks_western(data: bytes) -> bool:
-    """Most runs of bytes above 127 are one byte long (accented letters among plain ones)."""
-    runs = [len(run) for run in _HIGH_RUNS.findall(data)]
-    return bool(runs) and sum(1 for n in runs if n % 2) * 2 > len(runs)
+    """More than half of the bytes above 127 stand beside a plain letter."""
+    high = beside_letter = 0
+    for at, byte in enumerate(data):
+        if byte < 0x80:
+            continue
+        high += 1
+        before = data[at - 1] if at else 0
+        after = data[at + 1] if at + 1 < len(data) else 0
+        beside_letter += _is_letter(before) or _is_letter(after)
+    return beside_letter * 2 > high
 
 
-_HIGH_RUNS = re.compile(rb"[\x80-\xff]+")
+def _is_letter(byte: int) -> bool:
+    return 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A
 
 
 class Verbatim(str):

@@ -16,7 +16,7 @@ from quotaflow.org.services import OrgError
 from quotaflow.packs.services import active_packs
 from quotaflow.timeutil import utcnow
 from quotaflow.web import request_session
-from quotaflow.web.uploads import admin_only, saved_upload, upload_path
+from quotaflow.web.uploads import admin_only, read_as, saved_upload, upload_path
 
 bp = Blueprint("org_import", __name__, url_prefix="/admin/org-import")
 PREFIX = "org-"  # beside record imports in the same folder
@@ -76,19 +76,19 @@ def _run(token: str, *, write: bool) -> ResponseReturnValue:
         session.rollback()
         return render_template(
             "admin/org_import.html", token=token, name=name, problems=exc.problems,
-            roles=sorted(_roles()),
+            roles=sorted(_roles()), read_as=read_as(path),
         ), 400  # fmt: skip
     except OrgError as exc:
         session.rollback()
         return render_template(
             "admin/org_import.html", token=token, name=name, problems=[str(exc)],
-            roles=sorted(_roles()),
+            roles=sorted(_roles()), read_as=read_as(path),
         ), 400  # fmt: skip
     if not write:
         session.rollback()
         return render_template(
             "admin/org_import.html", token=token, name=name, report=report, rows=len(rows),
-            roles=sorted(_roles()),
+            roles=sorted(_roles()), read_as=read_as(path),
         )  # fmt: skip
     session.commit()
     path.unlink(missing_ok=True)

@@ -34,12 +34,13 @@ from quotaflow.records.importing import (
     import_records,
     read_table,
 )
-from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, UnreadableText, csv_encoding, xlsx_bytes
+from quotaflow.spreadsheets import XLSX_MEDIA_TYPE, xlsx_bytes
 from quotaflow.web import request_session
 from quotaflow.web.i18n import current_language
 from quotaflow.web.uploads import (
     admin_only,
     is_token_stem,
+    read_as,
     saved_upload,
     upload_path,
     uploads_folder,
@@ -103,19 +104,6 @@ def _context(
     }  # fmt: skip
 
 
-def _read_as(path: Path) -> str:
-    """How the upload was read when not as UTF-8 ("gb18030", "cp1252"; else ""): the page
-    says so, as a file in yet another encoding may read as one of them, into wrong
-    characters."""
-    if path.suffix.lower() != ".csv":
-        return ""
-    try:
-        encoding = csv_encoding(path.read_bytes())
-    except UnreadableText:
-        return ""
-    return "" if encoding == "utf-8-sig" else encoding
-
-
 def _type(form: Any, field_id: str) -> str:
     return next(f.type for f in form.fields if f.id == field_id)
 
@@ -149,7 +137,7 @@ def mapping(token: str) -> ResponseReturnValue:
     pack, form_id = _pack_form()
     path, header, rows = _read(token)
     return render_template(
-        "records/import_map.html", token=token, chosen={}, read_as=_read_as(path),
+        "records/import_map.html", token=token, chosen={}, read_as=read_as(path),
         **_context(pack, form_id, header, rows),
     )  # fmt: skip
 
@@ -173,7 +161,7 @@ def run(token: str) -> ResponseReturnValue:
     check_only = f.get("action") != "import"
     partial = bool(f.get("partial"))
     session = request_session()
-    context = {**_context(pack, form_id, header, rows), "read_as": _read_as(path)}
+    context = {**_context(pack, form_id, header, rows), "read_as": read_as(path)}
     chosen = {
         **columns,
         "date_field": f.get("date_field", ""),

@@ -13,9 +13,23 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from quotaflow.records.importing import MAX_IMPORT_BYTES
+from quotaflow.spreadsheets import UnreadableText, csv_encoding
 
 SUFFIXES = (".csv", ".xlsx")
 KEEP_SECONDS = 7 * 24 * 3600
+
+
+def read_as(path: Path) -> str:
+    """How an uploaded CSV was read when not as UTF-8 ("gb18030", "cp1252"; else ""): the
+    import pages say so, as a file in yet another encoding may read as one of them, into
+    wrong characters."""
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return ""
+    try:
+        encoding = csv_encoding(path.read_bytes())
+    except UnreadableText:
+        return ""
+    return "" if encoding == "utf-8-sig" else encoding
 
 
 def admin_only() -> None:
