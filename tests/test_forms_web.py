@@ -780,6 +780,7 @@ def test_a_long_record_list_is_searched_by_name_or_number_among_what_one_may_cho
     assert search("<b>zz")[1] == "No record matches “&lt;b&gt;zz”."
     # a deal older than the list holds is found, chosen and saved
     monkeypatch.setattr(wtf, "MAX_REFERENCE_CHOICES", 3)
+    assert search("Customer")[1] == "3 or more records match: type more to narrow them."
     page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
     assert f'<option value="{few["Gree Electric"]}">' not in page
     assert search("electric")[0] == {str(few["Gree Electric"]): "Gree Electric"}
@@ -787,6 +788,14 @@ def test_a_long_record_list_is_searched_by_name_or_number_among_what_one_may_cho
             "f-deal": str(few["Gree Electric"])}  # fmt: skip
     assert auth.post("/forms/acme/visit/new", form).status_code == 302
     assert stored(app)[-1].values["deal"] == few["Gree Electric"]
+    # from a visit's edit page: its saved deal stays offered; a record of another form is no
+    # visit's page
+    visit = stored(app)[-1].id
+    assert search("nobody", record_id=str(visit))[0] == {str(few["Gree Electric"]): "Gree Electric"}
+    other_form = auth.post(
+        "/forms/acme/visit/choices/deal", {**base, "x-find": "g", "record_id": str(few["Midea"])}
+    )  # fmt: skip
+    assert other_form.status_code == 404
     # searching from the page of a record one may not open is refused like opening it
     refused = auth.post(
         "/forms/acme/visit/choices/deal", {**base, "x-find": "g", "record_id": str(theirs["Gree West"])}

@@ -345,9 +345,10 @@ LABELS = (
     labels=st.lists(LABELS, min_size=1, max_size=5, unique_by=str.lower),
     picks=st.lists(st.integers(0, 4), max_size=5),
     joiner=st.sampled_from([", ", ",", "; ", "、", " | "]),
+    upper=st.booleans(),
 )
 def test_multichoice_cells_split_into_the_labels_they_were_written_from(
-    labels: list[str], picks: list[int], joiner: str
+    labels: list[str], picks: list[int], joiner: str, upper: bool
 ) -> None:
     """A cell written as the download writes it (labels joined by ", ") or as people type
     them (any separator) reads back as those labels, a label holding a separator included,
@@ -364,8 +365,9 @@ def test_multichoice_cells_split_into_the_labels_they_were_written_from(
         for a in lows
         for b in lows
     )
-    if not clash:
-        assert multichoice_items(joiner.join(chosen), known) == chosen
+    if not clash:  # in the case written, or all in capitals
+        written = [label.upper() if upper else label for label in chosen]
+        assert multichoice_items(joiner.join(written), known) == written
 
 
 def test_a_multichoice_label_holding_a_comma_is_one_item() -> None:

@@ -70,11 +70,14 @@ def test_a_long_deal_list_is_searched_and_the_deal_found_is_chosen(
     deal = page.get_by_label("Deal", exact=True)
     assert deal.locator("option").count() >= 14  # the blank one, twelve customers, Gree
     find = page.get_by_role("searchbox", name="Search: Deal")
+    previews: list[str] = []
+    page.on("request", lambda r: previews.append(r.url) if r.url.endswith("/preview") else None)
     find.fill("gree")
     expect(page.get_by_text("1 record matches.")).to_be_visible()
     expect(deal.locator("option")).to_have_count(2)
+    assert previews == []  # typing in it does not work the whole form out again
     find.press("Enter")  # the search box is no part of the form: Enter saves nothing
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(600)
     assert page.url.endswith("/visit/new")
     deal.select_option(str(wanted))
     expect(page.get_by_label("Customer")).to_have_value("Gree Electric")

@@ -383,15 +383,20 @@ MULTI_SEPARATORS = re.compile(r"[;,，；、|]")
 def multichoice_items(text: str, known: Mapping[str, str]) -> list[str]:
     """The items of a multichoice cell, split at ; , ， ； 、 | — but a known label holding
     one of them ("Motors, drives") is one item, as the records' own download writes it."""
-    whole = sorted((k for k in known if MULTI_SEPARATORS.search(k)), key=len, reverse=True)
+    whole = [
+        re.compile(re.escape(k), re.IGNORECASE)
+        for k in sorted((k for k in known if MULTI_SEPARATORS.search(k)), key=len, reverse=True)
+    ]
     items: list[str] = []
     rest = text
     while rest.strip():
         rest = rest.lstrip()
-        low = rest.lower()
-        label = next((k for k in whole if low.startswith(k) and _item_ends(rest, len(k))), None)
-        if label is not None:
-            item, rest = rest[: len(label)], rest[len(label) :].lstrip()[1:]  # and its separator
+        found_label = next(
+            (m for label in whole if (m := label.match(rest)) and _item_ends(rest, m.end())), None
+        )
+        if found_label is not None:  # (matched in the text itself: a lower case may be longer)
+            end = found_label.end()
+            item, rest = rest[:end], rest[end:].lstrip()[1:]  # and its separator
         else:
             found = MULTI_SEPARATORS.search(rest)
             item, rest = (rest[: found.start()], rest[found.end() :]) if found else (rest, "")

@@ -212,13 +212,19 @@ def reference_search(pack_id: str, form_id: str, field_id: str) -> ResponseRetur
     if fdef is None:
         abort(404)
     record_id = id_from(request.form.get("record_id"))
-    saved = record_or_404(record_id, pack).values.get(field_id) if record_id is not None else None
+    saved = None
+    if record_id is not None:  # searched from an edit page: one the person may edit, this form's
+        record = record_or_404(record_id, pack, edit=True)
+        if (record.pack_id, record.form_id) != (pack.id, form_id):
+            abort(404)
+        saved = record.values.get(field_id)
     chosen = request.form.get(wtf.PREFIX + field_id, "")
     search = request.form.get("x-find", "").strip()[:200]
     offered = reference_choices(pack, form, fdef, chosen, saved, search)
     return render_template(
-        "forms/_choices.html", offered=offered, chosen=chosen, search=search, field_id=field_id
-    )
+        "forms/_choices.html", offered=offered, chosen=chosen, search=search, field_id=field_id,
+        limit=wtf.MAX_REFERENCE_CHOICES,
+    )  # fmt: skip
 
 
 # --- view ------------------------------------------------------------------------------------
