@@ -753,7 +753,10 @@ def test_a_long_record_list_is_searched_by_name_or_number_among_what_one_may_cho
             "/forms/acme/visit/choices/deal", {**base, **form, "x-find": text},
             headers={"HX-Request": "true"},
         ).get_data(as_text=True)  # fmt: skip
-        options = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', answer))
+        # found by a search, every record says its date and number: "Midea · #12"
+        labels = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', answer))
+        assert all(label.endswith(f" · #{value}") for value, label in labels.items())
+        options = {value: label.split(" · ")[0] for value, label in labels.items()}
         status = re.search(r'<span id="n-deal"[^>]*>([^<]*)</span>', answer)
         chosen = re.findall(r'<option value="(\d+)" selected>', answer)
         return options, status.group(1) if status else "", chosen[0] if chosen else ""
@@ -781,6 +784,21 @@ def test_a_long_record_list_is_searched_by_name_or_number_among_what_one_may_cho
     # a deal older than the list holds is found, chosen and saved
     monkeypatch.setattr(wtf, "MAX_REFERENCE_CHOICES", 3)
     assert search("Customer")[1] == "3 or more records match: type more to narrow them."
+
+    def help_line(text: str) -> str:
+        answer = auth.post(
+            "/forms/acme/visit/choices/deal", {**base, "x-find": text},
+            headers={"HX-Request": "true"},
+        ).get_data(as_text=True)  # fmt: skip
+        found = re.search(r'<p id="h-deal" hx-swap-oob="innerHTML">([^<]*)</p>', answer)
+        assert found is not None
+        return found.group(1)
+
+    # "only the 3 most recent" goes while a search narrows the list, and comes back after it
+    assert help_line("gree") == ""
+    assert (
+        help_line("") == "Only the 3 most recently changed are listed: search to find the others."
+    )
     page = auth.client.get("/forms/acme/visit/new").get_data(as_text=True)
     assert f'<option value="{few["Gree Electric"]}">' not in page
     assert search("electric")[0] == {str(few["Gree Electric"]): "Gree Electric"}

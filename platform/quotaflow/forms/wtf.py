@@ -9,6 +9,7 @@ can never shadow the form's own API or the hidden inputs (pack ids contain no '-
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -302,11 +303,15 @@ def reference_options(
         if missing:
             found += list(session.scalars(query.where(Record.id.in_(missing))))
     titles = [record_title(target, r) for r in found]
-    repeated = {t for t in titles if titles.count(t) > 1}
+    counts = Counter(titles)
     # the same customer's deals would read alike in the list: their date and number tell
-    # them apart
+    # them apart; found by a search, every one says them (the person hunts one record)
+    repeated = set(titles) if search.strip() else {t for t, n in counts.items() if n > 1}
     options = [
-        (str(r.id), f"{t} · {date_text(r.record_date) if r.record_date else ''} · #{r.id}")
+        (
+            str(r.id),
+            " · ".join([t, *([date_text(r.record_date)] if r.record_date else []), f"#{r.id}"]),
+        )
         if t in repeated
         else (str(r.id), t)
         for r, t in zip(found, titles, strict=True)

@@ -267,19 +267,25 @@ class FormPage:
 
     def help(self, fdef: FieldDef) -> str:
         """The field's help text; for a list of records cut at its length, that it is."""
-        text = label_text(fdef.help, current_language())
-        limit = wtf.MAX_REFERENCE_CHOICES
-        if fdef.type == "reference" and len(self.options.get(fdef.id, ())) >= limit:
-            cut = _(
-                "Only the %(n)s most recently changed are listed: search to find the others.",
-                n=number_filter(limit),
-            )
-            return f"{text} {cut}".strip()
-        return text
+        return field_help(fdef, len(self.options.get(fdef.id, ())))
 
     def searchable(self, fdef: FieldDef) -> bool:
         """A reference field whose list is long enough to want a search box beside it."""
         return fdef.type == "reference" and len(self.options.get(fdef.id, ())) >= SEARCH_FROM
+
+
+def field_help(fdef: FieldDef, listed: int = 0) -> str:
+    """A field's help text; for a reference list of `listed` records cut at its length (not
+    narrowed by a search), that it is."""
+    text = label_text(fdef.help, current_language())
+    limit = wtf.MAX_REFERENCE_CHOICES
+    if fdef.type == "reference" and listed >= limit:
+        cut = _(
+            "Only the %(n)s most recently changed are listed: search to find the others.",
+            n=number_filter(limit),
+        )
+        return f"{text} {cut}".strip()
+    return text
 
 
 def field_options(

@@ -53,6 +53,7 @@ from quotaflow.records.pages import (
     NavItem,
     blank_form_page,
     display_for,
+    field_help,
     form_or_404,
     form_page,
     initial_stage,
@@ -221,9 +222,10 @@ def reference_search(pack_id: str, form_id: str, field_id: str) -> ResponseRetur
     chosen = request.form.get(wtf.PREFIX + field_id, "")
     search = request.form.get("x-find", "").strip()[:200]
     offered = reference_choices(pack, form, fdef, chosen, saved, search)
+    help_text = field_help(fdef, 0 if search else len(offered.options))  # a search: not cut
     return render_template(
         "forms/_choices.html", offered=offered, chosen=chosen, search=search, field_id=field_id,
-        limit=wtf.MAX_REFERENCE_CHOICES,
+        limit=wtf.MAX_REFERENCE_CHOICES, help_text=help_text,
     )  # fmt: skip
 
 
