@@ -110,7 +110,10 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
     year = {who: cells for (p, who), cells in company.items() if p == "FY2026"}
     assert not any(who.startswith("rep-") for who in year)
     top = [cells for cells in year.values() if cells[1].startswith("ACME Industrial")]
-    regions = {cells[1].split(" (")[0]: cells for cells in year.values() if cells not in top}
+    # (a Chinese reader's page brackets the "team" after a name in full-width: "（团队）")
+    regions = {
+        re.split(r" [(（]", cells[1])[0]: cells for cells in year.values() if cells not in top
+    }
     assert len(top) == 1 and amount(top[0][3]) == Decimal("135000000.00")
     assert sorted(regions) == ["East region", "North region", "South region"]
     assert sum(amount(c[3]) for c in regions.values()) == amount(top[0][3])
@@ -123,7 +126,7 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
 
     east = bars(auth.client.get(f"/?team={opens['East region']}").get_data(as_text=True))
     east_year = [cells for (p, _w), cells in east.items() if p == "FY2026"]
-    assert [c[1].split(" (")[0] for c in east_year] == [
+    assert [re.split(r" [(（]", c[1])[0] for c in east_year] == [
         "East region",
         "East Industrial",
         "East Key Accounts",

@@ -282,14 +282,20 @@ def test_deactivating_someone_still_in_a_team_says_so_until_the_day_they_left_is
     done = auth.post(f"/admin/users/{org['li']}/deactivate", {})
     assert done.headers["Location"] == f"/admin/users/{org['li']}"  # where the day is set
     page = auth.client.get(done.headers["Location"]).get_data(as_text=True)
-    assert "li.wei is still in East and counts in its targets" in page
+    assert "Deactivated, but still in East: they count in its targets." in page
+    assert '<a href="#leave">Set the day they left</a>' in page and 'id="leave"' in page
+    assert f'value="{date.today().isoformat()}"' in page  # the day they left: today, to start
     todo = f'<a href="/admin/users/{org["li"]}">Li.Wei is deactivated but still in East: set the day they left</a>'
     assert todo in auth.client.get("/").get_data(as_text=True)
     # someone in no team is simply deactivated
     nobody = auth.post(f"/admin/users/{org['li']}/leave", {"left_on": date.today().isoformat()})
     assert nobody.status_code == 302
     assert "is deactivated but still in" not in auth.client.get("/").get_data(as_text=True)
-    auth.post(f"/admin/users/{org['li']}/activate", {})
+    page = auth.client.get(f"/admin/users/{org['li']}").get_data(as_text=True)
+    assert 'data-testid="still-in-team"' not in page
+    # reactivated from their own page, back on it; from the list, back on the list
+    back = auth.post(f"/admin/users/{org['li']}/activate", {"from": "page"})
+    assert back.headers["Location"] == f"/admin/users/{org['li']}"
     assert (
         auth.post(f"/admin/users/{org['li']}/deactivate", {}).headers["Location"] == "/admin/users"
     )

@@ -105,7 +105,8 @@ BAD_ROWS = [
     ),
     (
         ["A7", "Ann Lee", "GTX Pro", "Acme", "Negotiating", "2017-01-05", "", ""],
-        "row 2: stage 'Negotiating' is not a stage",
+        # the stages named as the reader reads them, in the pipeline's order
+        "row 2: stage 'Negotiating' is not a stage (stages: Prospecting, Engaging, Won, Lost)",
     ),
     (
         ["A8", "Ann Lee", "GTX Pro", "Acme", "Won", "2017-01-05", "2017-02-01", "-5"],

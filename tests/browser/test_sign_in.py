@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import BrowserPage, LiveServer, sign_in
 
@@ -82,9 +83,19 @@ def test_language_switch_and_admin_only_pages(pages: BrowserPage, live_server: L
     # a desktop's top bar is one row; the administration entry opens onto its pages
     header = admin.locator("header.topbar").bounding_box()
     assert header is not None and header["height"] <= 80
+    menu = admin.get_by_test_id("admin-menu")
+    admin.get_by_text("Administration").click()
+    expect(admin.get_by_role("link", name="Audit log")).to_be_visible()
+    admin.keyboard.press("Escape")  # closes, as menus do; so does a click outside
+    expect(admin.get_by_role("link", name="Audit log")).to_be_hidden()
+    admin.get_by_text("Administration").click()
+    admin.get_by_role("heading", name="Hello, Admin").click()
+    expect(admin.get_by_role("link", name="Audit log")).to_be_hidden()
+    assert "here" not in (menu.get_attribute("class") or "")
     admin.get_by_text("Administration").click()
     admin.get_by_role("link", name="Teams").click()
     admin.wait_for_url(re.compile(r"/admin/teams$"))
+    assert "here" in (menu.get_attribute("class") or "")  # the entry says where one is
     tree = admin.get_by_test_id("team-tree").inner_text()
     assert "East A" in tree and "Wang Fang" in tree and "Zhang Min" in tree
     assert [e for e in pages.console_errors if "403 (FORBIDDEN)" not in e] == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
@@ -50,7 +50,7 @@ from quotaflow.packs.definitions import label_text, readable_id
 from quotaflow.packs.services import active_packs
 from quotaflow.timeutil import utcnow
 from quotaflow.web import request_session
-from quotaflow.web.i18n import current_language
+from quotaflow.web.i18n import current_language, date_filter
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 account_bp = Blueprint("account", __name__, url_prefix="/account")
@@ -184,7 +184,7 @@ def leave(user_id: int) -> ResponseReturnValue:
         return _user_page(user, leave_form=form), 400
     _audit("user_leave", user, left_on=day.isoformat())
     db.commit()
-    flash(_("%(name)s is in no team from %(day)s.", name=user.username, day=day.isoformat()),
+    flash(_("%(name)s is in no team from %(day)s.", name=user.display_name, day=date_filter(day)),
           "success")  # fmt: skip
     return redirect(url_for("admin.user_page", user_id=user.id))
 
@@ -342,19 +342,16 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
     set_active(user, active)
     _audit("user_activate" if active else "user_deactivate", user)
     db.commit()
+    from_page = request.form.get("from") == "page"  # the person's own page, not the list
     if active:
-        flash(_("%(name)s can sign in again.", name=user.username), "success")
-        return redirect(url_for("admin.users"))
-    flash(_("%(name)s is deactivated.", name=user.username), "success")
-    still = inactive_in_teams(db, utcnow().date(), user.id)
-    if not still:
-        return redirect(url_for("admin.users"))
-    flash(
-        _("%(name)s is still in %(teams)s and counts in its targets: if they left, set the day "
-          "below.", name=user.username, teams=", ".join(still[0][1])),
-        "warning",
-    )  # fmt: skip
-    return redirect(url_for("admin.user_page", user_id=user.id))
+        flash(_("%(name)s can sign in again.", name=user.display_name), "success")
+    else:
+        flash(_("%(name)s is deactivated.", name=user.display_name), "success")
+    # someone deactivated but still in a team: their page says so, where the day they left is set
+    still = not active and inactive_in_teams(db, utcnow().date(), user.id)
+    if from_page or still:
+        return redirect(url_for("admin.user_page", user_id=user.id))
+    return redirect(url_for("admin.users"))
 
 
 def _add_form() -> AddUserForm:
@@ -414,11 +411,17 @@ def _user_page(
     leave_form: LeaveForm | None = None,
 ) -> str:
     """The user's page; a form given is the one refused, shown with its input and errors."""
+    today = utcnow().date()
+    if leave_form is None:
+        leave_form = LeaveForm()
+        leave_form.left_on.data = today  # who leaves is most often leaving now
+    still_in = inactive_in_teams(request_session(), today, user.id)
     return render_template(
         "admin/user.html", user=user, memberships=memberships_of(request_session(), user),
         move_form=move_form or _move_form(), password_form=password_form or SetPasswordForm(),
         details_form=details_form or UserDetailsForm(obj=user),
-        leave_form=leave_form or LeaveForm(), today=utcnow().date(), role_labels=_role_labels(),
+        leave_form=leave_form, today=today, role_labels=_role_labels(),
+        still_in=still_in[0][1] if still_in else [],
     )  # fmt: skip
 
 

@@ -353,8 +353,11 @@ def _checked_rows(
         if plan.stage_column:
             stage_text = row.get(plan.stage_column, "").strip()
             stage = stages.get(stage_text.lower())
-            if stage is None:
-                known = ", ".join(sorted(set(stages.values())))
+            if stage is None:  # the stages by their names in the reader's language, in order
+                pipeline_id = pipeline_of(pack, plan.form_id) or ""
+                known = ", ".join(
+                    label_text(s.label, locale, s.id) for s in pack.pipelines[pipeline_id].stages
+                )
                 yield problem(
                     number, N_("stage '{stage}' is not a stage (stages: {known})"),
                     stage=stage_text, known=known,

@@ -77,8 +77,9 @@ def init_app(app: Flask) -> None:
         money=money_filter,
         number=number_filter,
         percent=percent_filter,
+        paren=paren_filter,
     )
-    app.jinja_env.globals.update(label=label, LANGUAGES=LANGUAGES)
+    app.jinja_env.globals.update(label=label, LANGUAGES=LANGUAGES, colon=colon)
     app.context_processor(lambda: {"locale": current_language()})
     app.register_blueprint(bp)
 
@@ -244,6 +245,16 @@ def money_filter(
         amount = amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
         return format_currency(amount, code, format="¤#,##0", currency_digits=False)
     return format_currency(amount, code)
+
+
+def paren_filter(text: object) -> str:
+    """Text in brackets as the reader's language writes them: "(team)", "（团队）"."""
+    return f"（{text}）" if current_language() == "zh" else f"({text})"
+
+
+def colon() -> str:
+    """The colon after a label in the reader's language: "Owner: ", "负责人："."""
+    return "：" if current_language() == "zh" else ": "
 
 
 def number_filter(value: Decimal | int | float | str | None, format: str | None = None) -> str:
