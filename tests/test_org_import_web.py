@@ -94,7 +94,14 @@ def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(
     assert 'data-testid="read-as-western"' in page and 'data-testid="org-report"' in page
     chinese = SHEET.replace("Ann Lee", "李珺").replace("Bo Chen", "陈昇")
     page_url = upload(auth, chinese, encoding="gbk")
-    assert 'data-testid="read-as-gbk"' in auth.client.get(page_url).get_data(as_text=True)
+    checked = auth.client.get(page_url).get_data(as_text=True)
+    assert 'data-testid="read-as-gbk"' in checked
+    # the names themselves, so a sheet read wrong shows before anything is written
+    assert re.search(
+        r'data-testid="people-added"><strong>People added: </strong>李珺 \(ann\.lee\), 陈昇 \(bo\.chen\)',
+        checked,
+    )
+    assert 'data-testid="teams-created"><strong>Teams created: </strong>North (north)' in checked
     assert auth.post(page_url.split("?")[0], {}).status_code == 302
     with app.extensions["quotaflow.sessions"]() as session:
         shown = set(
@@ -103,3 +110,19 @@ def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(
             )
         )
     assert shown == {"李珺", "陈昇"}  # names with rarer characters, read as written
+
+
+def test_a_problem_is_said_in_the_readers_language(
+    app: Flask, auth: AuthActions, make_user
+) -> None:  # type: ignore[no-untyped-def]
+    make_user("boss", is_admin=True)
+    make_user("rep", team="east", role="rep")
+    auth.login("boss")
+    sheet = f"{HEADER}\nli.jun,Li Jun,,east_a,,,rep,2026-11-01,,\n"
+    page = auth.client.get(upload(auth, sheet)).get_data(as_text=True)
+    assert "1 problem; nothing was imported." in page
+    assert "row 2: there is no team &#39;east_a&#39;: use the key of an existing team" in page
+    auth.post("/locale", {"locale": "zh", "next": "/"})
+    page = auth.client.get(upload(auth, sheet)).get_data(as_text=True)
+    assert "1 个问题；未导入任何数据。" in page
+    assert "第 2 行：没有团队“east_a”：请使用已有团队的标识" in page

@@ -10,12 +10,14 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from quotaflow.messages import said_in
 from quotaflow.org.importing import OrgImportError, import_org, read_sheet
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import OrgError
 from quotaflow.packs.services import active_packs
 from quotaflow.timeutil import utcnow
 from quotaflow.web import request_session
+from quotaflow.web.i18n import current_language
 from quotaflow.web.uploads import admin_only, read_as, saved_upload, upload_path
 
 bp = Blueprint("org_import", __name__, url_prefix="/admin/org-import")
@@ -75,13 +77,15 @@ def _run(token: str, *, write: bool) -> ResponseReturnValue:
     except OrgImportError as exc:
         session.rollback()
         return render_template(
-            "admin/org_import.html", token=token, name=name, problems=exc.problems,
+            "admin/org_import.html", token=token, name=name,
+            problems=exc.problems_in(current_language()),
             roles=sorted(_roles()), read_as=read_as(path),
         ), 400  # fmt: skip
     except OrgError as exc:
         session.rollback()
         return render_template(
-            "admin/org_import.html", token=token, name=name, problems=[str(exc)],
+            "admin/org_import.html", token=token, name=name,
+            problems=[said_in(current_language(), exc)],
             roles=sorted(_roles()), read_as=read_as(path),
         ), 400  # fmt: skip
     if not write:

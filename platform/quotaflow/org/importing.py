@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quotaflow.audit import record_event
+from quotaflow.messages import N_, translate
 from quotaflow.org.models import Membership, Team, User
 from quotaflow.org.roles import DEFAULT_ROLE_CAPABILITIES
 from quotaflow.org.services import (
@@ -51,13 +52,45 @@ TRUE = {"1", "true", "yes", "y", "x", "是"}
 FALSE = {"0", "false", "no", "n", "否"}
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What is wrong with one row (0: the file), said in any language: str() is English."""
+
+    row: int
+    msgid: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: int, error: BaseException) -> Problem:
+        """An error raised by a check (its template, when it has one) as this row's problem."""
+        msgid = getattr(error, "msgid", None)
+        return cls(row, msgid, getattr(error, "params", {})) if msgid else cls(row, str(error))
+
+    def in_locale(self, locale: str | None) -> str:
+        said = (
+            translate(locale, self.msgid, **self.params)
+            if self.params
+            else translate(locale, self.msgid)
+        )
+        if not self.row:
+            return said
+        return translate(locale, N_("row {number}: {problem}"), number=self.row, problem=said)
+
+    def __str__(self) -> str:
+        return self.in_locale("en")
+
+
 class OrgImportError(OrgError):
     """The sheet has problems; nothing was imported. `problems` lists them by row."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         shown = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{len(problems)} problem(s), nothing was imported:\n{shown}")
+
+    def problems_in(self, locale: str | None) -> list[str]:
+        """Each problem, said in `locale`."""
+        return [p.in_locale(locale) for p in self.problems]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +122,11 @@ class ImportReport:
     memberships_updated: int = 0
     memberships_unchanged: int = 0
     users_without_password: list[str] = field(default_factory=list)
+    # who and what, as the check page lists them ("Li Jun (li.jun)"): a sheet read in the
+    # wrong encoding shows in its names before anything is written
+    teams_created_names: list[str] = field(default_factory=list)
+    users_created_names: list[str] = field(default_factory=list)
+    users_updated_names: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """A summary for people."""
@@ -121,7 +159,7 @@ def read_sheet(path: Path, *, org_columns: bool = True) -> list[tuple[int, dict[
     rows = iter(raw)
     header = next(rows, None)
     if header is None:
-        raise OrgImportError(["row 1: the file is empty"])
+        raise OrgImportError([Problem(1, N_("the file is empty"))])
     columns = [str(c or "").strip().lower() for c in header]
     if org_columns:
         _check_header(columns)
@@ -137,7 +175,9 @@ def _read_csv(path: Path) -> list[list[Any]]:
     try:
         text = uploaded_csv_text(path.read_bytes())
     except UnreadableText as exc:
-        raise OrgImportError([f"{path.name}: {exc}"]) from None
+        raise OrgImportError(
+            [Problem(0, N_("{file}: {problem}"), {"file": path.name, "problem": str(exc)})]
+        ) from None
     return [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
 
 
@@ -153,12 +193,15 @@ def _read_xlsx(path: Path) -> list[list[Any]]:
 
 def _check_header(columns: list[str]) -> None:
     problems = [
-        f"row 1: unknown column '{c}' (columns are: {', '.join(COLUMNS)})"
+        Problem(1, N_("unknown column '{column}' (columns are: {columns})"),
+                {"column": c, "columns": ", ".join(COLUMNS)})
         for c in columns
         if c and c not in COLUMNS
-    ]
+    ]  # fmt: skip
     problems += [
-        f"row 1: the column '{c}' is missing" for c in REQUIRED_COLUMNS if c not in columns
+        Problem(1, N_("the column '{column}' is missing"), {"column": c})
+        for c in REQUIRED_COLUMNS
+        if c not in columns
     ]
     if problems:
         raise OrgImportError(problems)
@@ -192,7 +235,9 @@ def hierarchy_rows(
     for number, cells in rows:
         missing = [c for c in (person, manager, unit) if c not in cells]
         if missing:
-            raise OrgImportError([f"row 1: the column '{missing[0]}' is missing"])
+            raise OrgImportError(
+                [Problem(1, N_("the column '{column}' is missing"), {"column": missing[0]})]
+            )
         who, boss, where = (_text(cells[c]) or "" for c in (person, manager, unit))
         unit_key, team_key = slug(where).replace(".", "_"), slug(boss).replace(".", "_") + "_team"
         if where and unit_key not in teams_seen:
@@ -239,9 +284,10 @@ def parse_rows(
     *,
     today: date,
     role_capabilities: Mapping[str, str] = DEFAULT_ROLE_CAPABILITIES,
-) -> tuple[list[OrgRow], list[str]]:
+) -> tuple[list[OrgRow], list[Problem]]:
     """Typed rows and the problems of each row on its own (cross-row checks come later)."""
-    parsed, problems = [], []
+    parsed: list[OrgRow] = []
+    problems: list[Problem] = []
     for number, cells in rows:
         row, row_problems = _parse_row(number, cells, today, role_capabilities)
         problems += row_problems
@@ -252,40 +298,43 @@ def parse_rows(
 
 def _parse_row(
     number: int, cells: Mapping[str, Any], today: date, role_capabilities: Mapping[str, str]
-) -> tuple[OrgRow | None, list[str]]:
-    problems: list[str] = []
+) -> tuple[OrgRow | None, list[Problem]]:
+    problems: list[Problem] = []
 
-    def fail(message: str) -> None:
-        problems.append(f"row {number}: {message}")
+    def fail(message: str, **params: Any) -> None:
+        problems.append(Problem(number, message, params))
 
     username = (_text(cells.get("username")) or "").lower() or None
     if username:
         try:
             check_username(username)
         except OrgError as exc:
-            fail(str(exc))
+            problems.append(Problem.of(number, exc))
     email = _text(cells.get("email"))
     try:
         check_email(email)
     except OrgError as exc:
-        fail(str(exc))
+        problems.append(Problem.of(number, exc))
     team, parent = _key(cells.get("team")), _key(cells.get("parent_team"))
     for name, key in (("team", team), ("parent_team", parent)):
         if key and not TEAM_KEY_RE.match(key):
-            fail(f"{name} '{key}' must be lower-case letters, digits, '_', '.' or '-'")
+            fail(N_("{column} '{key}' must be lower-case letters, digits, '_', '.' or '-'"),
+                 column=name, key=key)  # fmt: skip
     role = _text(cells.get("role"))
     if role and role not in role_capabilities:
-        fail(f"role '{role}' is unknown (known roles: {', '.join(sorted(role_capabilities))})")
+        fail(N_("role '{role}' is unknown (known roles: {roles})"), role=role,
+             roles=", ".join(sorted(role_capabilities)))  # fmt: skip
     if username and team and not role:
-        fail(f"user '{username}' in team '{team}' needs a role")
+        fail(N_("user '{username}' in team '{team}' needs a role"), username=username, team=team)
     if role and not (username and team):
-        fail(f"role '{role}' needs both a username and a team")
+        fail(N_("role '{role}' needs both a username and a team"), role=role)
     if not username and not team:
-        fail("a row needs a username, a team, or both")
+        fail(N_("a row needs a username, a team, or both"))
     valid_from = _date(cells.get("valid_from"), "valid_from", fail) or today
     valid_to = _date(cells.get("valid_to"), "valid_to", fail)
     if valid_to is not None and valid_to <= valid_from:
-        fail(f"valid_to {valid_to} is not after valid_from {valid_from}")
+        fail(N_("valid_to {valid_to} is not after valid_from {valid_from}"),
+             valid_to=valid_to.isoformat(), valid_from=valid_from.isoformat())  # fmt: skip
     is_admin = _bool(cells.get("is_admin"), fail)
     if problems:
         return None, problems
@@ -318,7 +367,7 @@ def _key(value: Any) -> str | None:
     return text.lower() if text else None
 
 
-def _date(value: Any, column: str, fail: Callable[[str], None]) -> date | None:
+def _date(value: Any, column: str, fail: Callable[..., None]) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -329,11 +378,11 @@ def _date(value: Any, column: str, fail: Callable[[str], None]) -> date | None:
     try:
         return date.fromisoformat(text[:10] if len(text) > 10 and text[10] in " T" else text)
     except ValueError:
-        fail(f"{column} '{text}' is not a date (use YYYY-MM-DD)")
+        fail(N_("{column} '{text}' is not a date (use YYYY-MM-DD)"), column=column, text=text)
         return None
 
 
-def _bool(value: Any, fail: Callable[[str], None]) -> bool | None:
+def _bool(value: Any, fail: Callable[..., None]) -> bool | None:
     if isinstance(value, bool):
         return value
     text = (_text(value) or "").lower()
@@ -341,7 +390,7 @@ def _bool(value: Any, fail: Callable[[str], None]) -> bool | None:
         return None
     if text in TRUE or text in FALSE:
         return text in TRUE
-    fail(f"is_admin '{text}' must be yes or no")
+    fail(N_("is_admin '{text}' must be yes or no"), text=text)
     return None
 
 
@@ -358,9 +407,9 @@ class _TeamPlan:
     parent_row: int = 0
 
 
-def check_teams(session: Session, rows: list[OrgRow]) -> tuple[list[_TeamPlan], list[str]]:
+def check_teams(session: Session, rows: list[OrgRow]) -> tuple[list[_TeamPlan], list[Problem]]:
     """Team definitions merged over rows, in creation order (parents first), and problems."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     plans: dict[str, _TeamPlan] = {}
     for row in rows:
         if not row.team:
@@ -371,10 +420,13 @@ def check_teams(session: Session, rows: list[OrgRow]) -> tuple[list[_TeamPlan], 
                 continue
             seen = getattr(plan, attr)
             if seen is not None and seen != value:
-                problems.append(
-                    f"row {row.row}: team '{row.team}' has {attr} '{value}' here but "
-                    f"'{seen}' in row {getattr(plan, attr + '_row')}"
+                message = N_(
+                    "team '{team}' has {column} '{value}' here but '{seen}' in row {first}"
                 )
+                column = "team_name" if attr == "name" else "parent_team"
+                first = getattr(plan, attr + "_row")
+                params = {"team": row.team, "column": column, "value": value, "seen": seen}
+                problems.append(Problem(row.row, message, {**params, "first": first}))
             else:
                 setattr(plan, attr, value)
                 setattr(plan, attr + "_row", row.row)
@@ -393,34 +445,44 @@ def _check_team(
     parent_key: dict[int, str],
     plans: dict[str, _TeamPlan],
     roots: list[str],
-) -> list[str]:
+) -> list[Problem]:
     row = plan.parent_row or plan.row
     if plan.key in existing:
         team = existing[plan.key]
         now_parent = parent_key.get(team.parent_id) if team.parent_id else None
         if plan.parent is not None and plan.parent != now_parent:
-            where = f"under '{now_parent}'" if now_parent else "the root"
-            return [
-                f"row {row}: team '{plan.key}' is {where} in the database; an import does "
-                f"not move teams (parent_team '{plan.parent}')"
-            ]
+            if now_parent:
+                under = N_("team '{team}' is under '{now}' in the database; an import does not "
+                           "move teams (parent_team '{parent}')")  # fmt: skip
+                return [
+                    Problem(
+                        row, under, {"team": plan.key, "now": now_parent, "parent": plan.parent}
+                    )
+                ]
+            top = N_("team '{team}' is the top of the org in the database; an import does not "
+                     "move teams (parent_team '{parent}')")  # fmt: skip
+            return [Problem(row, top, {"team": plan.key, "parent": plan.parent})]
         return []
     if plan.parent is None:
         if not roots:
             roots.append(plan.key)  # the first team of an empty org is the company
             return []
-        return [f"row {plan.row}: team '{plan.key}' has no parent and is not the root"]
+        # a key not in the database: a new team, so it needs a place in the org
+        unknown = N_("there is no team '{team}': use the key of an existing team (see Teams; "
+                     "keys: {keys}), or give parent_team to create it")  # fmt: skip
+        known = sorted((set(existing) | set(plans)) - {plan.key})  # the database's and the file's
+        keys = ", ".join(known[:12]) + (" …" if len(known) > 12 else "")
+        return [Problem(plan.row, unknown, {"team": plan.key, "keys": keys})]
     if plan.parent not in plans and plan.parent not in existing:
-        return [
-            f"row {row}: parent team '{plan.parent}' of '{plan.key}' is neither in the file "
-            "nor in the database"
-        ]
+        missing = N_("parent team '{parent}' of '{team}' is neither in the file nor in the "
+                     "database")  # fmt: skip
+        return [Problem(row, missing, {"parent": plan.parent, "team": plan.key})]
     return []
 
 
 def _cycles(
     plans: dict[str, _TeamPlan], existing: dict[str, Team], parent_key: dict[int, str]
-) -> list[str]:
+) -> list[Problem]:
     def parent_of(key: str) -> str | None:
         if key in plans and plans[key].parent is not None:
             return plans[key].parent
@@ -435,9 +497,10 @@ def _cycles(
             key = parent_of(key)
         if key == plan.key:
             problems.append(
-                f"row {plan.parent_row or plan.row}: team '{plan.key}' would be its own "
-                f"ancestor ({' → '.join([*chain, key])})"
-            )
+                Problem(plan.parent_row or plan.row,
+                        N_("team '{team}' would be its own ancestor ({chain})"),
+                        {"team": plan.key, "chain": " → ".join([*chain, key])})
+            )  # fmt: skip
     return problems
 
 
@@ -458,9 +521,9 @@ def _parents_first(plans: dict[str, _TeamPlan], existing: dict[str, Team]) -> li
     return ordered
 
 
-def check_users(session: Session, rows: list[OrgRow]) -> list[str]:
+def check_users(session: Session, rows: list[OrgRow]) -> list[Problem]:
     """Conflicting values for one user across rows; missing names for new users."""
-    problems = []
+    problems: list[Problem] = []
     seen: dict[str, dict[str, tuple[Any, int]]] = {}
     memberships: dict[tuple[str, str, str, date], int] = {}
     for row in rows:
@@ -473,20 +536,23 @@ def check_users(session: Session, rows: list[OrgRow]) -> list[str]:
                 continue
             if attr in fields and fields[attr][0] != value:
                 first, first_row = fields[attr]
-                problems.append(
-                    f"row {row.row}: user '{row.username}' has {attr} '{value}' here but "
-                    f"'{first}' in row {first_row}"
+                message = N_(
+                    "user '{username}' has {column} '{value}' here but '{first}' in row {row}"
                 )
+                params = {"username": row.username, "column": attr, "value": value, "first": first}
+                problems.append(Problem(row.row, message, {**params, "row": first_row}))
             fields.setdefault(attr, (value, row.row))
         if row.team and row.role:
             key = (row.username, row.team, row.role, row.valid_from)
             if key in memberships:
-                problems.append(f"row {row.row}: the same membership as row {memberships[key]}")
+                problems.append(Problem(row.row, N_("the same membership as row {row}"),
+                                        {"row": memberships[key]}))  # fmt: skip
             memberships.setdefault(key, row.row)
     for username, fields in seen.items():
         if "display_name" not in fields and user_by_username(session, username) is None:
             first_row = min(r.row for r in rows if r.username == username)
-            problems.append(f"row {first_row}: new user '{username}' needs a display_name")
+            problems.append(Problem(first_row, N_("new user '{username}' needs a display_name"),
+                                    {"username": username}))  # fmt: skip
     return problems
 
 
@@ -507,7 +573,7 @@ def import_org(
     team_plans, team_problems = check_teams(session, rows)
     problems += team_problems + check_users(session, rows)
     if problems:
-        raise OrgImportError(sorted(problems, key=_row_number))
+        raise OrgImportError(sorted(problems, key=lambda p: p.row))
     report = ImportReport()
     teams = _apply_teams(session, team_plans, report)
     users: dict[str, User] = {}
@@ -530,11 +596,6 @@ def import_org(
     return report
 
 
-def _row_number(problem: str) -> int:
-    found = re.match(r"row (\d+)", problem)
-    return int(found.group(1)) if found else 0
-
-
 def _apply_teams(session: Session, plans: list[_TeamPlan], report: ImportReport) -> dict[str, Team]:
     teams = {t.key: t for t in session.scalars(select(Team))}
     for plan in plans:
@@ -544,6 +605,7 @@ def _apply_teams(session: Session, plans: list[_TeamPlan], report: ImportReport)
             team = ensure_team(session, key=plan.key, name=plan.name or plan.key, parent=parent)
             teams[plan.key] = team
             report.teams_created += 1
+            report.teams_created_names.append(f"{team.name} ({team.key})")
         elif plan.name and team.name != plan.name:
             team.name = plan.name
             report.teams_renamed += 1
@@ -557,6 +619,7 @@ def _apply_user(session: Session, row: OrgRow, report: ImportReport) -> User:
         user = add_user(session, username=row.username, display_name=row.display_name or "")
         report.users_created += 1
         report.users_without_password.append(user.username)
+        report.users_created_names.append(f"{row.display_name or ''} ({user.username})".strip())
     elif any(
         value is not None and getattr(user, attr) != value
         for attr, value in (
@@ -566,6 +629,8 @@ def _apply_user(session: Session, row: OrgRow, report: ImportReport) -> User:
         )
     ):
         report.users_updated += 1
+        shown = row.display_name or user.display_name
+        report.users_updated_names.append(f"{shown} ({user.username})")
     return user
 
 
