@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -82,12 +83,17 @@ def test_a_bad_sheet_lists_its_problems_by_row_and_changes_nothing(
     assert auth.client.get("/admin/org-import/" + "a" * 32 + ".csv").status_code == 404
 
 
-def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(
-    app: Flask, auth: AuthActions, make_user
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def boss(auth: AuthActions, make_user) -> AuthActions:  # type: ignore[no-untyped-def]
+    """An administrator signed in, in an org with a team east."""
     make_user("boss", is_admin=True)
     make_user("rep", team="east", role="rep")
     auth.login("boss")
+    return auth
+
+
+def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(app: Flask, boss: AuthActions) -> None:
+    auth = boss
     assert 'data-testid="read-as' not in auth.client.get(upload(auth, SHEET)).get_data(as_text=True)
     western = SHEET.replace("Ann Lee", "Jörg Müller").replace("Bo Chen", "João Conceição")
     page = auth.client.get(upload(auth, western, encoding="cp1252")).get_data(as_text=True)
@@ -112,12 +118,8 @@ def test_a_sheet_not_in_utf8_is_read_and_the_page_says_how(
     assert shown == {"李珺", "陈昇"}  # names with rarer characters, read as written
 
 
-def test_a_problem_is_said_in_the_readers_language(
-    app: Flask, auth: AuthActions, make_user
-) -> None:  # type: ignore[no-untyped-def]
-    make_user("boss", is_admin=True)
-    make_user("rep", team="east", role="rep")
-    auth.login("boss")
+def test_a_problem_is_said_in_the_readers_language(boss: AuthActions) -> None:
+    auth = boss
     sheet = f"{HEADER}\nli.jun,Li Jun,,east_a,,,rep,2026-11-01,,\n"
     page = auth.client.get(upload(auth, sheet)).get_data(as_text=True)
     assert "1 problem; nothing was imported." in page
