@@ -105,7 +105,23 @@ def test_rep_and_manager_see_their_pace(runner: CliRunner, auth: Any, monkeypatc
     # the head of sales sits in the company's top team: its rows carry the plan's whole total,
     # then one row a region (opening it shows its teams, a team's its reps), no rep one by one
     auth.login("head.of.sales", DEMO_PASSWORD)
+    # the plan is worked out once a page, for its bars and its to-dos alike
+    import quotaflow.targets.progress as progress_module
+    import quotaflow.targets.services as services
+
+    worked_out: list[str] = []
+    real = services.breakdown
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        worked_out.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "breakdown", counted)
+    monkeypatch.setattr(progress_module, "breakdown", counted)
     html = auth.client.get("/").get_data(as_text=True)
+    assert worked_out == ["revenue_fy2026"]
+    monkeypatch.setattr(services, "breakdown", real)
+    monkeypatch.setattr(progress_module, "breakdown", real)
     company = bars(html)
     year = {who: cells for (p, who), cells in company.items() if p == "FY2026"}
     assert not any(who.startswith("rep-") for who in year)

@@ -15,6 +15,7 @@ from quotaflow.kpis.periods import Period, period_containing
 from quotaflow.packs.compiled import CompiledPack
 from quotaflow.packs.definitions import TargetPlanDef
 from quotaflow.targets.services import (
+    Breakdowns,
     TargetBreakdown,
     allocations_of,
     breakdown,
@@ -52,14 +53,19 @@ def progress(
     reps: Sequence[int] = (),
     teams: Sequence[int] = (),
     today: date,
+    plans: Breakdowns | None = None,
 ) -> list[Progress]:
     """Bars for these reps and teams, for each current period of the plan; [] when today is
-    outside the plan's period."""
+    outside the plan's period. `plans`: breakdowns the caller shares with other readers."""
     plan_def = pack.target_plans[plan_id]
     periods = current_periods(pack, plan_def, today)
     if not periods:
         return []
-    plan: TargetBreakdown = breakdown(session, pack, plan_id, today=today)
+    plan: TargetBreakdown = (
+        plans.of(pack, plan_id)
+        if plans is not None
+        else breakdown(session, pack, plan_id, today=today)
+    )
     engine = KpiEngine(session, pack, today=today)
     wanted = [("team", list(teams)), ("rep", list(reps))]  # team totals first
     names = {

@@ -307,6 +307,29 @@ def breakdown(
     return TargetBreakdown(plan, period, on, tiers, parts)
 
 
+class Breakdowns:
+    """Plans' breakdowns for one day, each worked out once: a home page asks for the same one
+    twice (the pace bars, and who is outside the split). For one request's reading only: a
+    version saved in between is not seen."""
+
+    def __init__(self, session: Session, today: date) -> None:
+        self.session, self.today = session, today
+        self._found: dict[tuple[str, str, str], TargetBreakdown | TargetError] = {}
+
+    def of(self, pack: CompiledPack, plan_id: str) -> TargetBreakdown:
+        """`breakdown(pack, plan_id, today=...)`, raising as it does."""
+        key = (pack.id, pack.content_hash, plan_id)
+        if key not in self._found:
+            try:
+                self._found[key] = breakdown(self.session, pack, plan_id, today=self.today)
+            except TargetError as exc:
+                self._found[key] = exc
+        found = self._found[key]
+        if isinstance(found, TargetError):
+            raise found
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class OutsideSplit:
     """A rep (or team) in today's org with no part in the plan's split: they arrived after

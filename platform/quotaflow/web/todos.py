@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import url_for
 from flask_babel import gettext as _
@@ -26,6 +26,9 @@ from quotaflow.pipelines.services import approval_queue, stale_records
 from quotaflow.records.access import visible_records
 from quotaflow.records.models import Record
 
+if TYPE_CHECKING:
+    from quotaflow.targets.services import Breakdowns
+
 LIMIT = 8
 REJECTION_DAYS = 7
 
@@ -37,7 +40,9 @@ class Todo:
     kind: str
 
 
-def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
+def todos(
+    session: Session, person: Any, role: str, today: date, plans: Breakdowns | None = None
+) -> list[Todo]:
     out: list[Todo] = []
     for approval in approval_queue(session, person, today=today)[:LIMIT] if role != "rep" else []:
         record = session.get(Record, approval.record_id)
@@ -106,13 +111,16 @@ def todos(session: Session, person: Any, role: str, today: date) -> list[Todo]:
                 out.append(Todo(text, url_for("records.view", record_id=record.id), "stale"))
     out += _appraisal_todos(session, person, role)
     if role == "manager":
-        out += target_todos(session, person, today)
+        out += target_todos(session, person, today, plans)
     return out
 
 
-def target_todos(session: Session, person: Any, today: date) -> list[Todo]:
+def target_todos(
+    session: Session, person: Any, today: date, plans: Breakdowns | None = None
+) -> list[Todo]:
     """Plans running today whose split lacks people of today's org (a manager's: in their
-    teams; an administrator's: anyone), one to-do a plan."""
+    teams; an administrator's: anyone), one to-do a plan. `plans`: breakdowns shared with the
+    page's pace bars."""
     from quotaflow.targets.adjustments import teams_adjustable_by
     from quotaflow.targets.services import outside_split
     from quotaflow.web.i18n import label
@@ -126,7 +134,8 @@ def target_todos(session: Session, person: Any, today: date) -> list[Todo]:
             continue
         for plan_id, plan in pack.target_plans.items():
             try:
-                outside = outside_split(session, pack, plan_id, today)
+                shared = plans.of(pack, plan_id) if plans is not None else None
+                outside = outside_split(session, pack, plan_id, today, shared)
             except QuotaflowError:  # a plan that cannot be split says so on its own page
                 continue
             missing = [o.node.name for o in outside if allowed is None or o.team_id in allowed]

@@ -17,6 +17,7 @@ from quotaflow.org.roles import Capability, capabilities_of, main_capability
 from quotaflow.packs.services import active_pack, installed_packs
 from quotaflow.records.access import visible_records
 from quotaflow.records.models import Record
+from quotaflow.targets.services import Breakdowns
 from quotaflow.web import request_session
 
 bp = Blueprint("core", __name__)
@@ -49,11 +50,12 @@ def home():  # type: ignore[no-untyped-def]
         recent, counts = recent_records(session, base)
         context.update(counts=counts, recent=_titled(session, recent), owners=_owners(recent))
         focus = id_from(request.args.get("team")) if role == "manager" else None
-        progress, opened, below = _progress(session, role, focus)
+        plans = Breakdowns(session, date.today())  # the bars' and the to-dos' alike
+        progress, opened, below = _progress(session, role, focus, plans)
         context.update(progress=progress, opened_team=opened, openable=below)
         from quotaflow.web.todos import todos
 
-        context["todos"] = todos(session, current_user, role, date.today())
+        context["todos"] = todos(session, current_user, role, plans.today, plans)
     else:
         from quotaflow.web.todos import org_todos, target_todos
 
@@ -62,7 +64,9 @@ def home():  # type: ignore[no-untyped-def]
     return render_template("home.html", **context)
 
 
-def _progress(session: Any, role: str, focus: int | None) -> tuple[list[Any], Any, set[int]]:
+def _progress(
+    session: Any, role: str, focus: int | None, plans: Breakdowns
+) -> tuple[list[Any], Any, set[int]]:
     """(pack, plan, bars) of every target plan running today: a rep's own; a manager's teams,
     the teams right below them and the reps seated in them (or, with `focus`, one team under
     them opened the same way); the team opened, if any; the teams whose rows open them."""
@@ -72,7 +76,7 @@ def _progress(session: Any, role: str, focus: int | None) -> tuple[list[Any], An
     from quotaflow.packs.services import active_packs
     from quotaflow.targets.progress import progress
 
-    today = date.today()
+    today = plans.today
     out, opened, below = [], None, set()
     for pack in active_packs(session):
         reps: list[int] = [current_user.id] if role == "rep" else []
@@ -89,7 +93,9 @@ def _progress(session: Any, role: str, focus: int | None) -> tuple[list[Any], An
                 opened = session.get(Team, scope.focus)
         for plan_id in pack.target_plans:
             try:
-                bars = progress(session, pack, plan_id, reps=reps, teams=teams, today=today)
+                bars = progress(
+                    session, pack, plan_id, reps=reps, teams=teams, today=today, plans=plans
+                )
             except QuotaflowError:  # a plan that cannot be split says why on its own page
                 continue
             if bars:
