@@ -21,7 +21,7 @@ def bars(html: str) -> dict[tuple[str, str], list[str]]:
     """(period, who) -> the row's cell texts."""
     out = {}
     for period, who, body in re.findall(
-        r'<tr data-period="([^"]+)" data-who="([^"]+)"[^>]*>(.*?)</tr>', html, re.S
+        r'<tr data-period="([^"]+)"[^>]*? data-who="([^"]+)"[^>]*>(.*?)</tr>', html, re.S
     ):
         out[(period, who)] = [
             re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
