@@ -82,9 +82,13 @@ def test_create_view_and_history(app: Flask, signed_in, people) -> None:
         assert session.get(Team, record.team_id).key == "east"  # the rep's team today
         moves = session.scalars(select(StageMove).where(StageMove.record_id == record.id))
         assert [m.to_stage for m in moves] == ["lead"]
+    assert response.headers["Location"].endswith("?saved=1")  # the page says it, not a cookie
+    assert "Set-Cookie" not in response.headers  # a save writes no session cookie
     page = rep.client.get(response.headers["Location"]).get_data(as_text=True)
     assert '<h1 data-testid="record-title">Acme Motors</h1>' in page
     assert "Saved." in page and "Created" in page and "by Li.Wei" in page
+    # nowhere else: the next page says nothing of it
+    assert "Saved." not in rep.client.get("/forms/acme/deal/new").get_data(as_text=True)
     assert "$5,000.00" in page and "$4,500.00" in page  # net amount computed
 
 

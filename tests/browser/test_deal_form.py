@@ -81,8 +81,9 @@ def test_rep_fills_the_deal_form_and_others_see_what_they_may(
     expect(page.get_by_label("Customer")).to_have_value("Browser Motors")
     page.get_by_label("Why this discount").fill("Strategic account, 3-year frame contract")
     page.get_by_role("button", name="Save").click()
-    page.wait_for_url(re.compile(r"/records/\d+$"))
+    page.wait_for_url(re.compile(r"/records/\d+$"))  # "?saved=1" dropped once it is said
     record_url = page.url
+    expect(page.get_by_test_id("saved")).to_have_text("Saved.")
     expect(page.get_by_test_id("record-title")).to_have_text("Browser Motors")
     expect(page.get_by_test_id("stage")).to_have_text("Initial contact")
     page.get_by_role("navigation", name="Forms").get_by_role("link", name="Deal").click()
@@ -116,7 +117,7 @@ def test_the_deal_form_on_a_phone(
     box = save.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 375 and box["height"] >= 44
     save.tap()
-    phone.wait_for_url(re.compile(r"/records/\d+$"))
+    phone.wait_for_url(re.compile(r"/records/\d+$"))  # (?saved=1 dropped)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     phone.goto(f"{live_server.url}/forms/b2b_manufacturer/deal/records")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # filters fit too
@@ -145,5 +146,6 @@ def test_without_javascript_the_form_still_works(
     expect(page.get_by_label("Discount", exact=True)).to_have_value("20")
     page.get_by_label("Why this discount").fill("Agreed with my manager")
     page.get_by_role("button", name="Save").click()
-    page.wait_for_url(re.compile(r"/records/\d+$"))
+    page.wait_for_url(re.compile(r"/records/\d+\?saved=1$"))  # no script drops the mark
+    expect(page.get_by_test_id("saved")).to_have_text("Saved.")
     expect(page.get_by_test_id("record-title")).to_have_text("No Script Ltd")

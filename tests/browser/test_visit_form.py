@@ -47,7 +47,7 @@ def test_a_visit_starts_today_and_the_deal_chosen_fills_the_customer(
     expect(customer).to_have_value("Midea HVAC")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     phone.get_by_role("button", name="Save").tap()
-    phone.wait_for_url(re.compile(r"/records/\d+$"))
+    phone.wait_for_url(re.compile(r"/records/\d+$"))  # (?saved=1 dropped)
     record_id = int(phone.url.rsplit("/", 1)[1])
     with live_server.app.extensions["quotaflow.sessions"]() as session:
         visit = session.get(Record, record_id)
@@ -86,7 +86,7 @@ def test_a_long_deal_list_is_searched_and_the_deal_found_is_chosen(
     expect(deal).to_have_value(str(wanted))  # the deal chosen stays chosen
     page.get_by_label("Type").select_option("onsite")
     page.get_by_role("button", name="Save").click()
-    page.wait_for_url(re.compile(r"/records/\d+$"))
+    page.wait_for_url(re.compile(r"/records/\d+$"))  # (?saved=1 dropped)
     with live_server.app.extensions["quotaflow.sessions"]() as session:
         visit = session.get(Record, int(page.url.rsplit("/", 1)[1]))
         assert visit is not None and visit.values["deal"] == wanted

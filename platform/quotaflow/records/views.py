@@ -158,8 +158,13 @@ def create(pack_id: str, form_id: str) -> ResponseReturnValue:
             record_first_stage(session, record, pipeline_id, user_id)
         _audit(session, "record_create", record)
     session.commit()
-    flash(_("Saved."), "success")
-    return redirect(url_for("records.view", record_id=record.id))
+    return _saved(record)
+
+
+def _saved(record: Record) -> ResponseReturnValue:
+    """To the record's page, which says it was saved: by its address, not a message kept in
+    the session cookie (a save then writes no cookie, and the next page signs none)."""
+    return redirect(url_for("records.view", record_id=record.id, saved=1))
 
 
 def _stored(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,6 +276,7 @@ def view(record_id: int) -> ResponseReturnValue:
         stage_name=lambda stage: stage_label(pack, record.form_id, stage),
         may_edit=can_edit(session, current_user, record, role_capabilities=pack.role_capabilities),
         may_restore=record.deleted_at is not None and may_restore(pack),
+        saved=request.args.get("saved") == "1",
     )  # fmt: skip
 
 
@@ -360,8 +366,7 @@ def update(record_id: int) -> ResponseReturnValue:
     except RecordNotFound:
         abort(404)
     session.commit()
-    flash(_("Saved."), "success")
-    return redirect(url_for("records.view", record_id=record.id))
+    return _saved(record)
 
 
 def _change_needing_approval(
