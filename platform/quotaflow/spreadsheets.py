@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -63,19 +64,14 @@ def csv_encoding(data: bytes) -> str:
 
 def _looks_western(data: bytes) -> bool:
     """More than half of the bytes above 127 stand beside a plain letter."""
-    high = beside_letter = 0
-    for at, byte in enumerate(data):
-        if byte < 0x80:
-            continue
-        high += 1
-        before = data[at - 1] if at else 0
-        after = data[at + 1] if at + 1 < len(data) else 0
-        beside_letter += _is_letter(before) or _is_letter(after)
+    high = len(_HIGH.findall(data))
+    beside_letter = len(_HIGH_BESIDE_LETTER.findall(data))
     return beside_letter * 2 > high
 
 
-def _is_letter(byte: int) -> bool:
-    return 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A
+# (in the regex engine, not a Python loop: an upload may be 20 MB)
+_HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH_BESIDE_LETTER = re.compile(rb"(?<=[A-Za-z])[\x80-\xff]|[\x80-\xff](?=[A-Za-z])")
 
 
 class Verbatim(str):
