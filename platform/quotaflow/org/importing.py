@@ -67,11 +67,7 @@ class Problem:
         return cls(row, msgid, getattr(error, "params", {})) if msgid else cls(row, str(error))
 
     def in_locale(self, locale: str | None) -> str:
-        said = (
-            translate(locale, self.msgid, **self.params)
-            if self.params
-            else translate(locale, self.msgid)
-        )
+        said = translate(locale, self.msgid, **self.params)  # (no params: the text as it is)
         if not self.row:
             return said
         return translate(locale, N_("row {number}: {problem}"), number=self.row, problem=said)
